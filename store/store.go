@@ -1,0 +1,137 @@
+// Package store defines the event log that Herald's broker reads and writes.
+//
+// A [Store] is an append-only log of [Update] values. The log, not the
+// broker, is the source of truth: publishing appends, live delivery follows
+// the log with [Store.Read] and [Store.Wait], and a client that reconnects
+// with a Last-Event-ID is replayed from the same log after [Store.Lookup]
+// finds its position. Because every node of a cluster reads the same shared
+// log (Redis Streams, NATS JetStream), a client may reconnect to any node.
+//
+// Positions are uint64 sequence numbers assigned by the log on append. They
+// are strictly increasing but need not be contiguous, so backends whose
+// native positions have gaps (JetStream subjects filters, trimmed Redis
+// streams) fit the contract. Sequence 0 is never used: Read(ctx, 0, n)
+// reads from the start of the retained history.
+//
+// Every implementation returns the sentinel errors below (wrapped is fine;
+// callers use errors.Is) and passes the conformance suite in
+// [github.com/herald-sse/herald/store/storetest].
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Sentinel errors returned by every Store.
+var (
+	// ErrNotFound reports that an update id is not in the retained history:
+	// it was never appended, or it has been trimmed.
+	ErrNotFound = errors.New("store: id not found")
+	// ErrClosed reports a call on a store after Close.
+	ErrClosed = errors.New("store: closed")
+	// ErrCursorGone reports that updates after the requested position have
+	// been trimmed, so reading from there would silently skip events.
+	ErrCursorGone = errors.New("store: position trimmed from history")
+	// ErrDuplicateID reports an Append whose explicit ID is already in the
+	// retained history.
+	ErrDuplicateID = errors.New("store: duplicate id")
+	// ErrInvalid reports an Append of an update that cannot be stored
+	// (no topic, or an ID with CR, LF or NUL).
+	ErrInvalid = errors.New("store: invalid update")
+)
+
+// Update is one published event and its routing metadata, as stored in the
+// log. The zero value is not a valid update: it needs at least one topic.
+type Update struct {
+	// Seq is the update's position in the log, assigned by Append.
+	// Strictly increasing; never 0 for a stored update.
+	Seq uint64
+	// ID is the public event id (the SSE "id" field and the Mercure update
+	// id). If empty on Append, the store assigns NewID().
+	ID string
+	// Topics are the topics the update is published to; the first is the
+	// canonical topic. At least one is required.
+	Topics []string
+	// Type is the SSE event type ("" means the default "message").
+	Type string
+	// Data is the event payload (may contain newlines).
+	Data string
+	// Retry is the reconnection time hint sent with the event; 0 means none.
+	Retry time.Duration
+	// Private updates go only to subscribers authorized for one of Topics.
+	Private bool
+	// Time is when the update was appended. If zero on Append, the store
+	// sets it to the current time. It drives retention by age.
+	Time time.Time
+}
+
+// Store is an append-only, bounded log of updates. Implementations are safe
+// for concurrent use. The caller that opened a store closes it; Close
+// unblocks every pending Wait with ErrClosed.
+type Store interface {
+	// Append stores u durably (as durable as the implementation promises)
+	// and returns it with Seq, ID and Time filled in. Append validates u
+	// (ErrInvalid) and rejects an explicit ID already retained
+	// (ErrDuplicateID).
+	Append(ctx context.Context, u Update) (Update, error)
+
+	// Lookup returns the sequence number of the retained update with the
+	// given id, or ErrNotFound. Finding it must not scan the log.
+	Lookup(ctx context.Context, id string) (uint64, error)
+
+	// Read returns up to limit updates with Seq > after, oldest first.
+	// It returns an empty slice, not an error, when nothing newer exists.
+	// It returns ErrCursorGone when updates after `after` have been trimmed
+	// (after is older than the retained history), except for after == 0,
+	// which always means "from the oldest retained update".
+	Read(ctx context.Context, after uint64, limit int) ([]Update, error)
+
+	// Wait blocks until the log holds an update with Seq > after, ctx is
+	// done (ctx.Err()) or the store is closed (ErrClosed).
+	Wait(ctx context.Context, after uint64) error
+
+	// Last returns the Seq and ID of the newest update, or 0 and "" when the
+	// log is empty.
+	Last(ctx context.Context) (seq uint64, id string, err error)
+
+	// Close releases the store's resources. Calls after Close return
+	// ErrClosed. Close is idempotent.
+	Close() error
+}
+
+// NewID returns a fresh update id, "urn:uuid:" followed by a UUIDv7: globally
+// unique and roughly time-ordered.
+func NewID() string {
+	return "urn:uuid:" + uuid.Must(uuid.NewV7()).String()
+}
+
+// Validate reports whether u can be appended: at least one non-empty topic,
+// and an ID (if set) free of CR, LF and NUL and not starting with '#'.
+// Stores call it from Append and wrap the result in ErrInvalid.
+func Validate(u Update) error {
+	if len(u.Topics) == 0 {
+		return errors.Join(ErrInvalid, errors.New("store: update has no topic"))
+	}
+	for _, t := range u.Topics {
+		if t == "" {
+			return errors.Join(ErrInvalid, errors.New("store: empty topic"))
+		}
+	}
+	for i := 0; i < len(u.ID); i++ {
+		switch u.ID[i] {
+		case '\r', '\n', 0:
+			return errors.Join(ErrInvalid, errors.New("store: id contains CR, LF or NUL"))
+		}
+	}
+	if len(u.ID) > 0 && u.ID[0] == '#' {
+		return errors.Join(ErrInvalid, errors.New("store: id starts with '#'"))
+	}
+	if u.Retry < 0 {
+		return errors.Join(ErrInvalid, errors.New("store: negative retry"))
+	}
+	return nil
+}
