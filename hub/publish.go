@@ -1,0 +1,203 @@
+package hub
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/herald-sse/herald/auth"
+	"github.com/herald-sse/herald/broker"
+	"github.com/herald-sse/herald/store"
+)
+
+const formType = "application/x-www-form-urlencoded"
+
+// publish handles POST: cross-origin check, authentication, body parsing,
+// validation, topic authorization, then broker.Publish. Every check runs
+// before anything is appended.
+func (h *Hub) publish(w http.ResponseWriter, r *http.Request) {
+	// Refuse cross-origin browser POSTs (CSRF, with a cookie token or with
+	// PublishAnonymous) unless the origin is one of CORSOrigins.
+	if err := h.csrf.Check(r); err != nil {
+		fail(w, http.StatusForbidden, "cross-origin publish refused: origin not allowed")
+		return
+	}
+	claims, ok := h.authenticatePublisher(w, r)
+	if !ok {
+		return
+	}
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != formType {
+		w.Header().Set("Accept-Post", formType)
+		if strings.HasPrefix(mt, "multipart/") {
+			fail(w, http.StatusUnsupportedMediaType, "multipart bodies are not supported: use %s", formType)
+			return
+		}
+		fail(w, http.StatusUnsupportedMediaType, "Content-Type must be %s", formType)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.maxBody))
+	if err != nil {
+		if mbe, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			fail(w, http.StatusRequestEntityTooLarge, "request body larger than %d bytes", mbe.Limit)
+			return
+		}
+		fail(w, http.StatusBadRequest, "reading request body: %v", err)
+		return
+	}
+	form, err := url.ParseQuery(string(body))
+	if err != nil {
+		fail(w, http.StatusBadRequest, "malformed form body: %v", err)
+		return
+	}
+	u, code, reason := parseUpdate(form, r.Host)
+	if code != 0 {
+		fail(w, code, "%s", reason)
+		return
+	}
+	if claims != nil {
+		m, err := broker.NewMatcher(claims.Publish)
+		if err != nil {
+			challenge(w, http.StatusUnauthorized, "invalid_token", "invalid access token: bad publish selector: %s", strings.TrimPrefix(err.Error(), "broker: "))
+			return
+		}
+		if t, ok := allowed(m, u.Topics); !ok {
+			challenge(w, http.StatusForbidden, "insufficient_scope", "not authorized to publish to topic %q", t)
+			return
+		}
+	}
+
+	stored, err := h.b.Publish(r.Context(), u)
+	switch {
+	case err == nil:
+	case errors.Is(err, store.ErrDuplicateID):
+		fail(w, http.StatusConflict, "update id %q already exists", u.ID)
+		return
+	case errors.Is(err, store.ErrInvalid):
+		h.log.Warn("hub: publish: update passed validation but the store refused it", "err", err)
+		fail(w, http.StatusBadRequest, "invalid update")
+		return
+	case errors.Is(err, broker.ErrShutdown), errors.Is(err, store.ErrClosed):
+		fail(w, http.StatusServiceUnavailable, "hub is shutting down")
+		return
+	case r.Context().Err() != nil:
+		h.log.Debug("hub: publish: client gone", "err", err)
+		fail(w, http.StatusServiceUnavailable, "request canceled")
+		return
+	default:
+		h.log.Error("hub: publish", "err", err)
+		fail(w, http.StatusInternalServerError, "internal error")
+		return
+	}
+	h.log.Debug("hub: published", "id", stored.ID, "topics", stored.Topics, "private", stored.Private)
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	_, _ = w.Write([]byte(stored.ID))
+}
+
+// authenticatePublisher returns the publisher's claims, nil claims for an
+// allowed anonymous publisher, or answers the request and returns false.
+func (h *Hub) authenticatePublisher(w http.ResponseWriter, r *http.Request) (*auth.Claims, bool) {
+	claims, err := authenticate(h.pub, r, "publisher")
+	switch {
+	case err == nil:
+		return claims, true
+	case errors.Is(err, auth.ErrNoToken) && h.anonPub:
+		return nil, true
+	case errors.Is(err, auth.ErrNoToken) && h.pub == nil:
+		fail(w, http.StatusForbidden, "publishing is disabled: no publisher key is configured")
+	case errors.Is(err, auth.ErrNoToken):
+		challenge(w, http.StatusUnauthorized, "", "missing access token")
+	default:
+		h.log.Debug("hub: publish: token refused", "err", err)
+		challenge(w, http.StatusUnauthorized, "invalid_token", "%s", tokenReason(err))
+	}
+	return nil, false
+}
+
+// parseUpdate builds an update from the publish form, or returns the status
+// and reason of its first defect. Unknown fields are ignored: Mercure
+// allows extensions.
+func parseUpdate(f url.Values, host string) (u store.Update, code int, reason string) {
+	bad := func(format string, args ...any) (store.Update, int, string) {
+		return store.Update{}, http.StatusBadRequest, fmt.Sprintf(format, args...)
+	}
+	u.Topics = f["topic"]
+	if len(u.Topics) == 0 {
+		return bad(`missing "topic" field`)
+	}
+	for _, t := range u.Topics {
+		if why := validTopic(t); why != "" {
+			return bad("%s", why)
+		}
+	}
+	for _, name := range [...]string{"data", "id", "type", "retry"} {
+		if len(f[name]) > 1 {
+			return bad("field %q given more than once", name)
+		}
+	}
+
+	u.ID = f.Get("id")
+	switch {
+	case strings.HasPrefix(u.ID, "#"):
+		return bad(`"id" must not start with '#'`)
+	case strings.ContainsAny(u.ID, "\r\n\x00"):
+		return bad(`"id" must not contain CR, LF or NUL`)
+	case !utf8.ValidString(u.ID):
+		return bad(`"id" is not valid UTF-8`)
+	case u.ID == "earliest":
+		return bad(`"id" "earliest" is reserved for replay requests`)
+	}
+	u.Type = f.Get("type")
+	switch {
+	case strings.ContainsAny(u.Type, "\r\n"):
+		return bad(`"type" must not contain CR or LF`)
+	case !utf8.ValidString(u.Type):
+		return bad(`"type" is not valid UTF-8`)
+	}
+	if s := f.Get("retry"); s != "" {
+		if strings.IndexFunc(s, func(r rune) bool { return r < '0' || r > '9' }) >= 0 {
+			return bad(`"retry" must be ASCII digits (milliseconds)`)
+		}
+		ms, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || ms > math.MaxInt64/int64(time.Millisecond) {
+			return bad(`"retry" is too large`)
+		}
+		u.Retry = time.Duration(ms) * time.Millisecond
+	}
+	u.Data = f.Get("data")
+	if !utf8.ValidString(u.Data) {
+		return bad(`"data" is not valid UTF-8`)
+	}
+	u.Private = f.Has("private")
+
+	for _, t := range u.Topics {
+		if reserved(t, host) {
+			return store.Update{}, http.StatusForbidden, fmt.Sprintf("topic %q is in the hub's reserved %s namespace", t, Path)
+		}
+	}
+	return u, 0, ""
+}
+
+// reserved reports whether topic addresses the hub's own namespace (the
+// path /.well-known/mercure or below it, after percent-decoding and
+// dot-segment removal, whatever the scheme and host), which is kept for
+// events the hub itself generates. Only absolute URLs and absolute paths
+// are checked, so that plain relative topic names such as "mercure" stay
+// usable.
+func reserved(topic, host string) bool {
+	u, err := url.Parse(topic)
+	if err != nil || (!u.IsAbs() && !strings.HasPrefix(topic, "/")) {
+		return false
+	}
+	base := &url.URL{Scheme: "https", Host: host, Path: Path}
+	p := base.ResolveReference(u).Path
+	return p == Path || strings.HasPrefix(p, Path+"/")
+}
