@@ -1,0 +1,212 @@
+package loadgen
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+)
+
+// schedule hands out sequence numbers and their send times to publishers,
+// decides where warmup ends and when publishing stops. It is safe for
+// concurrent use.
+type schedule struct {
+	rate     float64
+	start    time.Time
+	warmEnd  time.Time
+	events   uint64
+	duration time.Duration
+	mf       *atomic.Uint64 // published: the first measured sequence number
+
+	mu           sync.Mutex
+	seq          uint64
+	measureFrom  uint64
+	measureStart time.Time
+	done         bool
+}
+
+// next returns the next sequence number, once its time has come, and
+// whether it is measured. ok is false when publishing is over.
+func (s *schedule) next(ctx context.Context) (seq uint64, measured, ok bool) {
+	s.mu.Lock()
+	if s.done {
+		s.mu.Unlock()
+		return 0, false, false
+	}
+	now := time.Now()
+	at := now
+	if s.rate > 0 {
+		// Slot times follow the schedule; a publisher that fell behind
+		// publishes at once, catching up.
+		at = s.start.Add(time.Duration(float64(s.seq) * float64(time.Second) / s.rate))
+		if at.Before(now) {
+			at = now
+		}
+	}
+	if s.measureFrom == 0 && !at.Before(s.warmEnd) {
+		s.measureFrom = s.seq + 1
+		s.measureStart = at
+		s.mf.Store(s.measureFrom)
+	}
+	if s.measureFrom != 0 {
+		if (s.events > 0 && s.seq+1-s.measureFrom >= s.events) ||
+			(s.duration > 0 && !at.Before(s.measureStart.Add(s.duration))) {
+			s.done = true
+			s.mu.Unlock()
+			return 0, false, false
+		}
+	}
+	s.seq++
+	seq, measured = s.seq, s.measureFrom != 0
+	s.mu.Unlock()
+	if d := at.Sub(now); d > 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return 0, false, false
+		}
+	}
+	return seq, measured, ctx.Err() == nil
+}
+
+// started returns the start of the measured phase, or the zero time.
+func (s *schedule) started() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.measureStart
+}
+
+// publisher posts events. Each publisher goroutine has its own pubStats.
+type publisher struct {
+	client  *http.Client
+	url     string
+	header  http.Header
+	prefix  string // the body template around the first placeholder
+	suffix  string // the rest, placeholders still in it
+	size    int
+	sent    *atomic.Uint64 // publishes done, any outcome
+	errOnce sync.Once
+	err     string
+}
+
+type pubStats struct {
+	ok, failed, warm uint64
+	hist             *hdrhistogram.Histogram
+}
+
+func newPublisher(cfg Config, sent *atomic.Uint64) *publisher {
+	tr := &http.Transport{
+		DialContext:         (&net.Dialer{Timeout: cfg.PublishTimeout}).DialContext,
+		MaxIdleConns:        cfg.Publishers,
+		MaxIdleConnsPerHost: cfg.Publishers,
+		IdleConnTimeout:     90 * time.Second,
+		DisableCompression:  true,
+	}
+	h := http.Header{"User-Agent": {"herald-bench"}}
+	for _, src := range []http.Header{cfg.Header, cfg.PubHeader} {
+		for k, v := range src {
+			h[http.CanonicalHeaderKey(k)] = v
+		}
+	}
+	if h.Get("Content-Type") == "" {
+		ct := "application/x-www-form-urlencoded"
+		if t := strings.TrimSpace(cfg.PubBody); strings.HasPrefix(t, "{") || strings.HasPrefix(t, "[") {
+			ct = "application/json"
+		}
+		h.Set("Content-Type", ct)
+	}
+	prefix, suffix, _ := strings.Cut(cfg.PubBody, PayloadPlaceholder)
+	return &publisher{
+		client: &http.Client{Transport: tr, Timeout: cfg.PublishTimeout},
+		url:    cfg.PubURL,
+		header: h,
+		prefix: prefix,
+		suffix: suffix,
+		size:   cfg.Size,
+		sent:   sent,
+	}
+}
+
+// run publishes until the schedule ends.
+func (p *publisher) run(ctx context.Context, sched *schedule, st *pubStats) {
+	var payload []byte
+	for {
+		seq, measured, ok := sched.next(ctx)
+		if !ok {
+			return
+		}
+		t0 := time.Now()
+		payload = appendPayload(payload[:0], seq, t0.UnixNano(), p.size)
+		err := p.post(ctx, payload)
+		lat := time.Since(t0)
+		p.sent.Add(1)
+		switch {
+		case !measured:
+			st.warm++
+		case err != nil:
+			st.failed++
+			p.errOnce.Do(func() { p.err = err.Error() })
+		default:
+			st.ok++
+			record(st.hist, lat.Microseconds())
+		}
+	}
+}
+
+func (p *publisher) post(ctx context.Context, payload []byte) error {
+	var body bytes.Buffer
+	body.Grow(len(p.prefix) + len(p.suffix) + len(payload))
+	body.WriteString(p.prefix)
+	body.Write(payload)
+	body.WriteString(strings.ReplaceAll(p.suffix, PayloadPlaceholder, string(payload)))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.url, &body)
+	if err != nil {
+		return fmt.Errorf("loadgen: publish: %w", err)
+	}
+	req.Header = p.header.Clone()
+	resp, err := p.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("loadgen: publish: %w", err)
+	}
+	_, cerr := io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("loadgen: publish: status %s", resp.Status)
+	}
+	if cerr != nil {
+		return fmt.Errorf("loadgen: publish: read response: %w", cerr)
+	}
+	return nil
+}
+
+func (p *publisher) close() {
+	p.client.CloseIdleConnections()
+}
+
+// appendPayload appends the payload of event seq sent at sentNs: the
+// marker ~seq~sentNs~ padded with 'x' to size bytes. Every byte is an
+// unreserved URL character, so the payload needs no escaping in a query,
+// a form body or a JSON string.
+func appendPayload(b []byte, seq uint64, sentNs int64, size int) []byte {
+	start := len(b)
+	b = append(b, '~')
+	b = strconv.AppendUint(b, seq, 10)
+	b = append(b, '~')
+	b = strconv.AppendInt(b, sentNs, 10)
+	b = append(b, '~')
+	for len(b)-start < size {
+		b = append(b, 'x')
+	}
+	return b
+}
