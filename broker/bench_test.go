@@ -1,0 +1,83 @@
+package broker_test
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/herald-sse/herald/broker"
+	"github.com/herald-sse/herald/store"
+	"github.com/herald-sse/herald/store/memstore"
+)
+
+func newBenchBroker(b *testing.B) *broker.Broker {
+	b.Helper()
+	st := memstore.New(memstore.Config{})
+	br, err := broker.New(st, broker.Config{NoPark: true, Heartbeat: -1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { br.Shutdown(b.Context()); st.Close() })
+	return br
+}
+
+// BenchmarkFanout measures dispatching one update (encode once, queue to
+// every matching subscriber) to N subscribers of one topic.
+func BenchmarkFanout(b *testing.B) {
+	for _, n := range []int{1, 1000, 10000} {
+		b.Run(fmt.Sprintf("subs=%d", n), func(b *testing.B) {
+			br := newBenchBroker(b)
+			subs := make([]*broker.BenchSubscriber, n)
+			for i := range subs {
+				subs[i] = br.RegisterForBench([]string{"t"})
+			}
+			u := store.Update{ID: "urn:uuid:0192f0e4-0000-7000-8000-000000000000", Topics: []string{"t"}, Data: string(make100())}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; b.Loop(); i++ {
+				u.Seq = uint64(i + 1)
+				br.DispatchForBench(&u)
+				if i%16 == 15 {
+					b.StopTimer()
+					for _, s := range subs {
+						s.Drain()
+					}
+					b.StartTimer()
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/delivery")
+		})
+	}
+}
+
+// BenchmarkPublishOneTopicAmongMany checks that publishing to one topic
+// costs the same with 1 or 10,000 (or 100,000) other topics subscribed:
+// publishing is O(matching subscribers).
+func BenchmarkPublishOneTopicAmongMany(b *testing.B) {
+	for _, n := range []int{1, 10000, 100000} {
+		b.Run(fmt.Sprintf("topics=%d", n), func(b *testing.B) {
+			br := newBenchBroker(b)
+			var target *broker.BenchSubscriber
+			for i := range n {
+				s := br.RegisterForBench([]string{fmt.Sprintf("topic-%d", i)})
+				if i == 0 {
+					target = s
+				}
+			}
+			u := store.Update{ID: "urn:uuid:0192f0e4-0000-7000-8000-000000000000", Topics: []string{"topic-0"}, Data: string(make100())}
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				u.Seq = uint64(i + 1)
+				br.DispatchForBench(&u)
+				target.Drain()
+			}
+		})
+	}
+}
+
+func make100() []byte {
+	p := make([]byte, 100)
+	for i := range p {
+		p[i] = 'a' + byte(i%26)
+	}
+	return p
+}

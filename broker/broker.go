@@ -1,0 +1,422 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/herald-sse/herald/sse"
+	"github.com/herald-sse/herald/store"
+)
+
+// ErrShutdown is returned by Subscribe and Publish once Shutdown has begun.
+var ErrShutdown = errors.New("broker: shut down")
+
+// ErrSlowConsumer is the reason a subscriber is disconnected when its backlog
+// passes Config.MaxPending. The client reconnects with its Last-Event-ID and
+// is replayed from the log.
+var ErrSlowConsumer = errors.New("broker: subscriber too slow")
+
+// Config configures a Broker. The zero value is valid: every zero field
+// means the documented default.
+type Config struct {
+	// Logger receives the broker's logs. Nil discards them.
+	Logger *slog.Logger
+	// Heartbeat is the interval of the comment sent to streams that had no
+	// other write in the last interval, so that proxies keep them open.
+	// Zero means 15s; negative disables heartbeats.
+	Heartbeat time.Duration
+	// Retry is the reconnection time sent as "retry:" when a stream starts.
+	// Zero means 2s; negative sends none.
+	Retry time.Duration
+	// MaxPending is the number of encoded bytes a subscriber may have queued
+	// but not yet written before it is disconnected as too slow. Zero means
+	// 1 MiB.
+	MaxPending int
+	// WriteTimeout bounds one write on the goroutine-per-stream path (a
+	// client that stops reading is cut after it). Zero means 30s.
+	WriteTimeout time.Duration
+	// ReplayBatch is how many updates are read from the store at a time
+	// when replaying or following the log. Zero means 256.
+	ReplayBatch int
+	// NoPark keeps every stream on its handler goroutine instead of parking
+	// plain HTTP/1.1 connections with the shared writer pool.
+	NoPark bool
+	// Writers is the number of writer goroutines of the parked-connection
+	// pool. Zero means runtime.GOMAXPROCS(0).
+	Writers int
+}
+
+func (c *Config) setDefaults() error {
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Heartbeat == 0 {
+		c.Heartbeat = 15 * time.Second
+	}
+	if c.Retry == 0 {
+		c.Retry = 2 * time.Second
+	}
+	if c.MaxPending == 0 {
+		c.MaxPending = 1 << 20
+	}
+	if c.MaxPending < 0 {
+		return fmt.Errorf("broker: negative MaxPending %d", c.MaxPending)
+	}
+	if c.WriteTimeout == 0 {
+		c.WriteTimeout = 30 * time.Second
+	}
+	if c.ReplayBatch == 0 {
+		c.ReplayBatch = 256
+	}
+	if c.ReplayBatch < 0 || c.Writers < 0 {
+		return errors.New("broker: negative ReplayBatch or Writers")
+	}
+	return nil
+}
+
+// Subscription describes what one stream receives.
+type Subscription struct {
+	// Topics are the topic selectors the subscriber asked for: an exact
+	// topic, "*" for every topic, or an RFC 6570 URI template. At least one
+	// is required.
+	Topics []string
+	// LastEventID, if set, asks for replay of every retained update after
+	// that id before live delivery. "earliest" replays all retained history.
+	// An id the log does not hold (never seen, or trimmed) also replays all
+	// retained history, and the response's Last-Event-ID header says
+	// "earliest" so the client knows events may be missing.
+	LastEventID string
+	// Private are the selectors that authorize private updates (from the
+	// subscriber's token). Nil means the subscriber receives public updates
+	// only.
+	Private []string
+}
+
+// Broker fans updates out from a store to subscribers.
+//
+// A Broker follows its store with one goroutine, so every update appended
+// to the log (by this process through Publish, or by another node sharing
+// the store) is encoded once and its bytes queued to every matching
+// subscriber. Publishing costs O(matching subscribers): subscribers are
+// indexed by exact topic, and only "*" and template subscribers are tested
+// one by one.
+//
+// A Broker is safe for concurrent use. Create it with New and stop it with
+// Shutdown; the caller owns the store and closes it after Shutdown.
+//
+// Lock order: Broker.mu before subscriber.mu.
+type Broker struct {
+	st  store.Store
+	cfg Config
+	log *slog.Logger
+
+	ctx    context.Context // canceled by Shutdown
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // the broker's own goroutines
+	subWG  sync.WaitGroup // streams being served
+	park   parker         // nil when parking is off or unsupported
+
+	mu         sync.RWMutex
+	exact      map[string]map[*subscriber]struct{}
+	wild       map[*subscriber]struct{}
+	subs       map[*subscriber]struct{}
+	dispatched uint64 // Seq of the last update fanned out (written under mu.RLock by the tail goroutine only)
+	closed     bool
+
+	heartbeat []byte
+	retry     []byte
+
+	published atomic.Uint64
+	delivered atomic.Uint64
+	dropped   atomic.Uint64
+	parked    atomic.Int64
+}
+
+// New returns a broker that follows st from its current end, and starts its
+// goroutines. The broker does not own st: the caller closes st after
+// Shutdown.
+func New(st store.Store, cfg Config) (*Broker, error) {
+	if st == nil {
+		return nil, errors.New("broker: nil store")
+	}
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	b := &Broker{
+		st:        st,
+		cfg:       cfg,
+		log:       cfg.Logger,
+		ctx:       ctx,
+		cancel:    cancel,
+		exact:     make(map[string]map[*subscriber]struct{}),
+		wild:      make(map[*subscriber]struct{}),
+		subs:      make(map[*subscriber]struct{}),
+		heartbeat: sse.AppendComment(nil, ""),
+	}
+	if cfg.Retry > 0 {
+		b.retry = sse.AppendRetry(nil, cfg.Retry)
+	}
+	last, _, err := st.Last(ctx)
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("broker: read log end: %w", err)
+	}
+	b.dispatched = last
+	if !cfg.NoPark {
+		p, err := newParker(cfg)
+		if err != nil {
+			b.log.Info("broker: parking unavailable, one goroutine per stream", "err", err)
+		} else {
+			b.park = p
+		}
+	}
+	b.wg.Go(func() { b.tail(last) })
+	if cfg.Heartbeat > 0 {
+		b.wg.Go(b.heartbeats)
+	}
+	return b, nil
+}
+
+// Publish appends u to the store and returns the stored update (with its
+// Seq and ID). Delivery to subscribers follows from the log.
+func (b *Broker) Publish(ctx context.Context, u store.Update) (store.Update, error) {
+	if b.ctx.Err() != nil {
+		return store.Update{}, ErrShutdown
+	}
+	return b.st.Append(ctx, u)
+}
+
+// tail follows the log from after and fans each update out.
+func (b *Broker) tail(after uint64) {
+	for {
+		ups, err := b.st.Read(b.ctx, after, b.cfg.ReplayBatch)
+		switch {
+		case errors.Is(err, store.ErrCursorGone):
+			// The log was trimmed past us (a burst larger than the history
+			// while we were behind). Jump to the oldest retained update;
+			// affected subscribers will replay from their ids.
+			b.log.Warn("broker: fell behind the log; skipping trimmed updates", "after", after)
+			ups, err = b.st.Read(b.ctx, 0, b.cfg.ReplayBatch)
+		}
+		if err != nil {
+			if b.ctx.Err() != nil || errors.Is(err, store.ErrClosed) {
+				return
+			}
+			b.log.Error("broker: read log", "err", err)
+			if !sleepCtx(b.ctx, 100*time.Millisecond) {
+				return
+			}
+			continue
+		}
+		if len(ups) == 0 {
+			if err := b.st.Wait(b.ctx, after); err != nil {
+				if b.ctx.Err() != nil || errors.Is(err, store.ErrClosed) {
+					return
+				}
+				b.log.Error("broker: wait on log", "err", err)
+				if !sleepCtx(b.ctx, 100*time.Millisecond) {
+					return
+				}
+			}
+			continue
+		}
+		for i := range ups {
+			b.dispatch(&ups[i])
+			after = ups[i].Seq
+		}
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// encode returns the wire bytes of u. An update that cannot be encoded
+// (validated on Append, so only a foreign writer could store one) is logged
+// and skipped.
+func (b *Broker) encode(u *store.Update) []byte {
+	buf, err := sse.AppendEvent(make([]byte, 0, len(u.Data)+len(u.ID)+len(u.Type)+32), sse.Event{
+		ID: u.ID, Type: u.Type, Data: u.Data, Retry: u.Retry,
+	})
+	if err != nil {
+		b.log.Error("broker: skip update that cannot be encoded", "id", u.ID, "err", err)
+		return nil
+	}
+	return buf
+}
+
+// dispatch queues u's bytes to every matching subscriber.
+func (b *Broker) dispatch(u *store.Update) {
+	buf := b.encode(u)
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	b.dispatched = u.Seq
+	if buf == nil {
+		return
+	}
+	b.published.Add(1)
+	n := 0
+	deliver := func(s *subscriber) {
+		if u.Seq <= s.lastSeq { // matched another of u's topics already, or replayed
+			return
+		}
+		s.lastSeq = u.Seq
+		if u.Private && !s.private.MatchAny(u.Topics) {
+			return
+		}
+		if s.enqueue(buf) {
+			n++
+		}
+	}
+	for _, t := range u.Topics {
+		for s := range b.exact[t] {
+			deliver(s)
+		}
+	}
+	for s := range b.wild {
+		if s.topics.MatchAny(u.Topics) {
+			deliver(s)
+		}
+	}
+	b.delivered.Add(uint64(n))
+}
+
+// register adds s to the index and returns the Seq of the last update
+// already fanned out: s receives every later update live, and must be
+// replayed up to and including that Seq. Live updates at or before from
+// (the subscriber's Last-Event-ID position) are never delivered: the tail
+// may not have fanned them out yet when a client that already has them
+// connects.
+func (b *Broker) register(s *subscriber, from uint64) (uint64, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return 0, ErrShutdown
+	}
+	b.subWG.Add(1)
+	b.subs[s] = struct{}{}
+	for t := range s.topics.exact {
+		set := b.exact[t]
+		if set == nil {
+			set = make(map[*subscriber]struct{})
+			b.exact[t] = set
+		}
+		set[s] = struct{}{}
+	}
+	if s.topics.wildcard() {
+		b.wild[s] = struct{}{}
+	}
+	s.lastSeq = max(b.dispatched, from)
+	return b.dispatched, nil
+}
+
+func (b *Broker) unregister(s *subscriber) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if _, ok := b.subs[s]; !ok {
+		return
+	}
+	delete(b.subs, s)
+	for t := range s.topics.exact {
+		set := b.exact[t]
+		delete(set, s)
+		if len(set) == 0 {
+			delete(b.exact, t)
+		}
+	}
+	delete(b.wild, s)
+}
+
+// heartbeats sends a comment to every stream that was idle for a whole
+// interval, from one shared ticker.
+func (b *Broker) heartbeats() {
+	t := time.NewTicker(b.cfg.Heartbeat)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.ctx.Done():
+			return
+		case <-t.C:
+		}
+		b.mu.RLock()
+		for s := range b.subs {
+			if !s.busy.Swap(false) {
+				s.enqueue(b.heartbeat)
+				s.busy.Store(false) // a heartbeat is not activity
+			}
+		}
+		b.mu.RUnlock()
+	}
+}
+
+// Shutdown ends every stream and stops the broker's goroutines. It waits
+// for the streams' handlers to return, or for ctx. Calling it more than once
+// is harmless. After Shutdown, http.Server.Shutdown no longer waits on
+// event streams.
+func (b *Broker) Shutdown(ctx context.Context) error {
+	b.mu.Lock()
+	b.closed = true
+	subs := make([]*subscriber, 0, len(b.subs))
+	for s := range b.subs {
+		subs = append(subs, s)
+	}
+	b.mu.Unlock()
+	b.cancel()
+	for _, s := range subs {
+		s.close(ErrShutdown)
+	}
+	var err error
+	if b.park != nil {
+		err = b.park.Close()
+	}
+	done := make(chan struct{})
+	go func() {
+		b.wg.Wait()
+		b.subWG.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return err
+	case <-ctx.Done():
+		return errors.Join(err, fmt.Errorf("broker: shutdown: %w", ctx.Err()))
+	}
+}
+
+// Stats is a snapshot of broker counters.
+type Stats struct {
+	Subscribers int    // open streams
+	Parked      int    // streams held by the shared writer pool
+	Topics      int    // distinct exact topics with at least one subscriber
+	Published   uint64 // updates fanned out since start
+	Delivered   uint64 // deliveries queued to subscribers since start
+	Dropped     uint64 // subscribers disconnected as too slow since start
+}
+
+// Stats returns the current counters. Safe for concurrent use.
+func (b *Broker) Stats() Stats {
+	b.mu.RLock()
+	n, topics := len(b.subs), len(b.exact)
+	b.mu.RUnlock()
+	return Stats{
+		Subscribers: n,
+		Parked:      int(b.parked.Load()),
+		Topics:      topics,
+		Published:   b.published.Load(),
+		Delivered:   b.delivered.Load(),
+		Dropped:     b.dropped.Load(),
+	}
+}

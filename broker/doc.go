@@ -1,0 +1,54 @@
+// Package broker fans server-sent events out from a log to subscribers.
+//
+// A [Broker] follows a [store.Store]: every update appended to the log (by
+// [Broker.Publish] in this process, or by another node that shares the
+// store) is encoded once to its SSE bytes, and those same immutable bytes
+// are queued to every matching subscriber. Nothing is re-encoded per
+// subscriber.
+//
+// # Mounting
+//
+// A Broker is an [http.Handler]: mount it anywhere, as the seed article
+// mounts /api/events:
+//
+//	st := memstore.New(memstore.Config{})
+//	b, _ := broker.New(st, broker.Config{})
+//	mux.Handle("/api/events", b) // GET /api/events?topic=prices
+//
+// Applications that authorize subscribers themselves call
+// [Broker.Subscribe] from their own handler with a [Subscription].
+//
+// # Replay
+//
+// A client that reconnects with a Last-Event-ID header (or ?lastEventID=)
+// first receives every retained update after that id, then live updates,
+// with no gap and no duplicate at the seam: the subscriber is registered
+// before the replay is read, and live updates at or before the replayed
+// range are skipped. If the log no longer holds the id, the response header
+// Last-Event-ID is "earliest" and the whole retained history is replayed.
+//
+// # Slow subscribers
+//
+// Fan-out never blocks. Each subscriber has a bounded backlog
+// ([Config.MaxPending] bytes); a subscriber that falls further behind is
+// disconnected and resumes from its Last-Event-ID. The publisher and other
+// subscribers never wait for it.
+//
+// # Parked connections
+//
+// Once the response head and any replay are written, a plain HTTP/1.1
+// stream is hijacked and handed to a small fixed pool of writer goroutines
+// driven by epoll (package internal/netpoll): an idle subscriber costs a few
+// hundred bytes instead of a goroutine and its buffers, and queued updates
+// go out with one vectored write. HTTP/2 and TLS streams, and handlers
+// behind wrappers that cannot hijack, are served on their handler goroutine
+// with the same semantics. Parked streams are close-delimited (Connection:
+// close), which every EventSource implementation accepts.
+//
+// # Heartbeats and shutdown
+//
+// One shared ticker sends a comment to every stream that was idle for a
+// whole [Config.Heartbeat] interval. [Broker.Shutdown] ends every stream
+// (parked or not), so a following http.Server.Shutdown does not wait on
+// them.
+package broker

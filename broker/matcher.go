@@ -1,0 +1,89 @@
+package broker
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/yosida95/uritemplate/v3"
+)
+
+// Matcher matches topics against a set of selectors. A selector is an exact
+// topic, "*" (every topic), or an RFC 6570 URI template such as
+// "https://example.com/books/{id}". A selector without '{' is always exact,
+// so plain topics never pay for template matching.
+//
+// A nil *Matcher matches nothing. A Matcher is immutable once built and safe
+// for concurrent use.
+type Matcher struct {
+	exact     map[string]struct{}
+	all       bool
+	templates []*uritemplate.Template
+	selectors []string
+}
+
+// NewMatcher compiles selectors. An empty selector or an invalid URI template
+// is an error.
+func NewMatcher(selectors []string) (*Matcher, error) {
+	m := &Matcher{selectors: append([]string(nil), selectors...)}
+	for _, s := range selectors {
+		switch {
+		case s == "":
+			return nil, fmt.Errorf("broker: empty topic selector")
+		case s == "*":
+			m.all = true
+		case strings.Contains(s, "{"):
+			t, err := uritemplate.New(s)
+			if err != nil {
+				return nil, fmt.Errorf("broker: topic selector %q: %w", s, err)
+			}
+			m.templates = append(m.templates, t)
+		default:
+			if m.exact == nil {
+				m.exact = make(map[string]struct{}, len(selectors))
+			}
+			m.exact[s] = struct{}{}
+		}
+	}
+	return m, nil
+}
+
+// Match reports whether topic matches any selector.
+func (m *Matcher) Match(topic string) bool {
+	if m == nil {
+		return false
+	}
+	if m.all {
+		return true
+	}
+	if _, ok := m.exact[topic]; ok {
+		return true
+	}
+	for _, t := range m.templates {
+		if t.Match(topic) != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// MatchAny reports whether any of topics matches.
+func (m *Matcher) MatchAny(topics []string) bool {
+	for _, t := range topics {
+		if m.Match(t) {
+			return true
+		}
+	}
+	return false
+}
+
+// Selectors returns a copy of the selectors the matcher was built from.
+func (m *Matcher) Selectors() []string {
+	if m == nil {
+		return nil
+	}
+	return append([]string(nil), m.selectors...)
+}
+
+// wildcard reports whether the matcher has selectors that the broker cannot
+// index by exact topic ("*" or templates).
+func (m *Matcher) wildcard() bool { return m.all || len(m.templates) > 0 }

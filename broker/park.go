@@ -1,0 +1,10 @@
+package broker
+
+import "github.com/herald-sse/herald/internal/netpoll"
+
+// parker is the shared writer pool that holds parked connections.
+type parker = *netpoll.Poller
+
+func newParker(cfg Config) (parker, error) {
+	return netpoll.New(netpoll.Config{Workers: cfg.Writers, Logger: cfg.Logger})
+}
