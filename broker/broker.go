@@ -308,7 +308,7 @@ func (b *Broker) register(s *subscriber, from uint64) (uint64, error) {
 	}
 	b.subWG.Add(1)
 	b.subs[s] = struct{}{}
-	for t := range s.topics.exact {
+	for _, t := range s.topics.exact {
 		set := b.exact[t]
 		if set == nil {
 			set = make(map[*subscriber]struct{})
@@ -330,7 +330,7 @@ func (b *Broker) unregister(s *subscriber) {
 		return
 	}
 	delete(b.subs, s)
-	for t := range s.topics.exact {
+	for _, t := range s.topics.exact {
 		set := b.exact[t]
 		delete(set, s)
 		if len(set) == 0 {

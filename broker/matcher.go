@@ -2,6 +2,7 @@ package broker
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/yosida95/uritemplate/v3"
@@ -15,16 +16,21 @@ import (
 // A nil *Matcher matches nothing. A Matcher is immutable once built and safe
 // for concurrent use.
 type Matcher struct {
-	exact     map[string]struct{}
+	exact     []string            // exact topics, deduplicated
+	set       map[string]struct{} // exact topics as a set, only when there are many
 	all       bool
 	templates []*uritemplate.Template
-	selectors []string
 }
+
+// setThreshold is the number of exact topics above which Match uses a map.
+// Below it a linear scan is faster and a subscriber's matcher stays small:
+// it is held by every open stream.
+const setThreshold = 8
 
 // NewMatcher compiles selectors. An empty selector or an invalid URI template
 // is an error.
 func NewMatcher(selectors []string) (*Matcher, error) {
-	m := &Matcher{selectors: append([]string(nil), selectors...)}
+	m := &Matcher{}
 	for _, s := range selectors {
 		switch {
 		case s == "":
@@ -38,10 +44,16 @@ func NewMatcher(selectors []string) (*Matcher, error) {
 			}
 			m.templates = append(m.templates, t)
 		default:
-			if m.exact == nil {
-				m.exact = make(map[string]struct{}, len(selectors))
+			if !slices.Contains(m.exact, s) {
+				m.exact = append(m.exact, s)
 			}
-			m.exact[s] = struct{}{}
+		}
+	}
+	m.exact = slices.Clip(m.exact)
+	if len(m.exact) > setThreshold {
+		m.set = make(map[string]struct{}, len(m.exact))
+		for _, s := range m.exact {
+			m.set[s] = struct{}{}
 		}
 	}
 	return m, nil
@@ -55,7 +67,11 @@ func (m *Matcher) Match(topic string) bool {
 	if m.all {
 		return true
 	}
-	if _, ok := m.exact[topic]; ok {
+	if m.set != nil {
+		if _, ok := m.set[topic]; ok {
+			return true
+		}
+	} else if slices.Contains(m.exact, topic) {
 		return true
 	}
 	for _, t := range m.templates {
@@ -74,14 +90,6 @@ func (m *Matcher) MatchAny(topics []string) bool {
 		}
 	}
 	return false
-}
-
-// Selectors returns a copy of the selectors the matcher was built from.
-func (m *Matcher) Selectors() []string {
-	if m == nil {
-		return nil
-	}
-	return append([]string(nil), m.selectors...)
 }
 
 // wildcard reports whether the matcher has selectors that the broker cannot

@@ -21,6 +21,8 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -84,7 +86,9 @@ type Store interface {
 	Lookup(ctx context.Context, id string) (uint64, error)
 
 	// Read returns up to limit updates with Seq > after, oldest first.
-	// It returns an empty slice, not an error, when nothing newer exists.
+	// It returns an empty slice, not an error, when nothing newer exists or
+	// limit <= 0. The returned updates may share memory (Topics) with the
+	// store: callers must not modify them.
 	// It returns ErrCursorGone when updates after `after` have been trimmed
 	// (after is older than the retained history), except for after == 0,
 	// which always means "from the oldest retained update".
@@ -98,6 +102,8 @@ type Store interface {
 	// log is empty.
 	Last(ctx context.Context) (seq uint64, id string, err error)
 
+	// Retention (by count and by age) never trims the newest update.
+	//
 	// Close releases the store's resources. Calls after Close return
 	// ErrClosed. Close is idempotent.
 	Close() error
@@ -109,29 +115,33 @@ func NewID() string {
 	return "urn:uuid:" + uuid.Must(uuid.NewV7()).String()
 }
 
+// MaxIDLen is the longest update id a store accepts, in bytes.
+const MaxIDLen = 1024
+
 // Validate reports whether u can be appended: at least one non-empty topic,
-// and an ID (if set) free of CR, LF and NUL and not starting with '#'.
-// Stores call it from Append and wrap the result in ErrInvalid.
+// an ID (if set) of at most MaxIDLen bytes, free of CR, LF and NUL and not
+// starting with '#', an event type free of CR and LF, and no negative
+// retry. Stores call it from Append; its errors wrap ErrInvalid.
 func Validate(u Update) error {
 	if len(u.Topics) == 0 {
-		return errors.Join(ErrInvalid, errors.New("store: update has no topic"))
+		return fmt.Errorf("%w: no topic", ErrInvalid)
 	}
 	for _, t := range u.Topics {
 		if t == "" {
-			return errors.Join(ErrInvalid, errors.New("store: empty topic"))
+			return fmt.Errorf("%w: empty topic", ErrInvalid)
 		}
 	}
-	for i := 0; i < len(u.ID); i++ {
-		switch u.ID[i] {
-		case '\r', '\n', 0:
-			return errors.Join(ErrInvalid, errors.New("store: id contains CR, LF or NUL"))
-		}
-	}
-	if len(u.ID) > 0 && u.ID[0] == '#' {
-		return errors.Join(ErrInvalid, errors.New("store: id starts with '#'"))
-	}
-	if u.Retry < 0 {
-		return errors.Join(ErrInvalid, errors.New("store: negative retry"))
+	switch {
+	case len(u.ID) > MaxIDLen:
+		return fmt.Errorf("%w: id longer than %d bytes", ErrInvalid, MaxIDLen)
+	case strings.ContainsAny(u.ID, "\r\n\x00"):
+		return fmt.Errorf("%w: id contains CR, LF or NUL", ErrInvalid)
+	case strings.HasPrefix(u.ID, "#"):
+		return fmt.Errorf("%w: id starts with '#'", ErrInvalid)
+	case strings.ContainsAny(u.Type, "\r\n"):
+		return fmt.Errorf("%w: type contains CR or LF", ErrInvalid)
+	case u.Retry < 0:
+		return fmt.Errorf("%w: negative retry", ErrInvalid)
 	}
 	return nil
 }

@@ -1,0 +1,243 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/herald-sse/herald/auth"
+	"github.com/herald-sse/herald/broker"
+	"github.com/herald-sse/herald/hub"
+	"github.com/herald-sse/herald/store"
+	"github.com/herald-sse/herald/store/boltstore"
+	"github.com/herald-sse/herald/store/memstore"
+)
+
+// serveConfig is everything `herald serve` reads from flags and HERALD_*.
+type serveConfig struct {
+	addr            string
+	publisherKey    string
+	subscriberKey   string
+	requireSubToken bool
+	publishAnon     bool
+	storeKind       string
+	dataDir         string
+	history         int
+	historyAge      time.Duration
+	heartbeat       time.Duration
+	retry           time.Duration
+	maxBody         int64
+	maxPending      int
+	corsOrigins     csvFlag
+	logLevel        string
+	logFormat       string
+	shutdownTimeout time.Duration
+	noPark          bool
+	debugAddr       string
+}
+
+func (c *serveConfig) flags(fs *flag.FlagSet) {
+	fs.StringVar(&c.addr, "addr", ":8080", "address to listen on")
+	fs.StringVar(&c.publisherKey, "publisher-key", "", "HS256 secret that signs publisher tokens (empty: generate one for this run and print a token)")
+	fs.StringVar(&c.subscriberKey, "subscriber-key", "", "HS256 secret that signs subscriber tokens (empty: the publisher key)")
+	fs.BoolVar(&c.requireSubToken, "require-subscriber-token", false, "refuse subscribers without a valid token")
+	fs.BoolVar(&c.publishAnon, "allow-anonymous-publish", false, "DANGEROUS: accept publishes without a token (trusted networks only)")
+	fs.StringVar(&c.storeKind, "store", "bolt", "history store: bolt (durable, in --data-dir) or memory")
+	fs.StringVar(&c.dataDir, "data-dir", "herald-data", "directory of the durable history (relative to the working directory)")
+	fs.IntVar(&c.history, "history", 100_000, "updates kept in history for replay")
+	fs.DurationVar(&c.historyAge, "history-age", 7*24*time.Hour, "updates older than this are dropped from history (0: no age limit)")
+	fs.DurationVar(&c.heartbeat, "heartbeat", 15*time.Second, "interval of the keep-alive comment on idle streams (0: off)")
+	fs.DurationVar(&c.retry, "retry", 2*time.Second, "reconnection time sent to clients as retry: (0: none)")
+	fs.Int64Var(&c.maxBody, "max-body", 1<<20, "largest publish request body in bytes")
+	fs.IntVar(&c.maxPending, "max-pending", 1<<20, "bytes a subscriber may fall behind before it is disconnected")
+	fs.Var(&c.corsOrigins, "cors-origins", "origins allowed to subscribe and publish cross-origin, with credentials (repeatable or comma-separated)")
+	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
+	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 5*time.Second, "how long a graceful shutdown may take")
+	fs.BoolVar(&c.noPark, "no-park", false, "serve every stream on its own goroutine (disables the epoll writer pool)")
+	fs.StringVar(&c.debugAddr, "debug-addr", "", "if set, serve Go's /debug/pprof profiles on this separate address (keep it private, e.g. 127.0.0.1:6060)")
+}
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var c serveConfig
+	fs := flag.NewFlagSet("herald serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	c.flags(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return &exitError{2, fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	}
+	logger, err := newLogger(stderr, c.logLevel, c.logFormat)
+	if err != nil {
+		return &exitError{2, err}
+	}
+	return serve(ctx, c, logger, stdout)
+}
+
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", format)
+}
+
+func openStore(c serveConfig, logger *slog.Logger) (store.Store, error) {
+	if c.history <= 0 {
+		return nil, &exitError{2, fmt.Errorf("--history must be positive, got %d", c.history)}
+	}
+	switch c.storeKind {
+	case "memory":
+		return memstore.New(memstore.Config{MaxLen: c.history, MaxAge: c.historyAge}), nil
+	case "bolt":
+		if err := os.MkdirAll(c.dataDir, 0o700); err != nil {
+			return nil, fmt.Errorf("data dir: %w", err)
+		}
+		path := filepath.Join(c.dataDir, "history.db")
+		st, err := boltstore.Open(path, boltstore.Config{MaxLen: c.history, MaxAge: c.historyAge, Logger: logger})
+		if err != nil {
+			return nil, err
+		}
+		return st, nil
+	}
+	return nil, &exitError{2, fmt.Errorf("--store %q: want bolt or memory", c.storeKind)}
+}
+
+func serve(ctx context.Context, c serveConfig, logger *slog.Logger, stdout io.Writer) error {
+	pubKey := []byte(c.publisherKey)
+	if len(pubKey) == 0 && !c.publishAnon {
+		pubKey = make([]byte, 32)
+		rand.Read(pubKey)
+		tok, err := auth.Sign(pubKey, auth.Claims{Publish: []string{"*"}, Subscribe: []string{"*"}}, 0)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "No --publisher-key given: generated a key for this run only.\n"+
+			"Publisher token (publish and subscribe to every topic, valid until the hub stops):\n\n%s\n\n", tok)
+	}
+	subKey := []byte(c.subscriberKey)
+	if len(subKey) == 0 {
+		subKey = pubKey
+	}
+
+	uuid.EnableRandPool() // update ids: one crypto/rand read per 16 ids, not per id
+	st, err := openStore(c, logger)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	b, err := broker.New(st, broker.Config{
+		Logger:     logger,
+		Heartbeat:  disableIfZero(c.heartbeat),
+		Retry:      disableIfZero(c.retry),
+		MaxPending: c.maxPending,
+		NoPark:     c.noPark,
+	})
+	if err != nil {
+		return err
+	}
+	h, err := hub.New(b, hub.Config{
+		PublisherKey:           pubKey,
+		SubscriberKey:          subKey,
+		RequireSubscriberToken: c.requireSubToken,
+		PublishAnonymous:       c.publishAnon,
+		MaxBodyBytes:           c.maxBody,
+		CORSOrigins:            c.corsOrigins,
+		Logger:                 logger,
+	})
+	if err != nil {
+		_ = b.Shutdown(context.Background())
+		return err
+	}
+
+	ln, err := net.Listen("tcp", c.addr)
+	if err != nil {
+		_ = b.Shutdown(context.Background())
+		return err
+	}
+	var closing atomic.Bool
+	mux := http.NewServeMux()
+	mux.Handle(hub.Path, h)
+	mux.Handle(hub.Path+"/", h)
+	mux.Handle(hub.HealthPath, h)
+	mountOps(mux, b, st, closing.Load)
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
+	}
+	logger.Info("herald: listening", "addr", ln.Addr().String(), "store", c.storeKind, "data_dir", storeDir(c))
+
+	g, gctx := errgroup.WithContext(ctx)
+	if c.debugAddr != "" {
+		dbg, dln, err := debugServer(c.debugAddr, logger)
+		if err != nil {
+			_ = b.Shutdown(context.Background())
+			return err
+		}
+		g.Go(func() error {
+			if err := dbg.Serve(dln); !errors.Is(err, http.ErrServerClosed) {
+				return err
+			}
+			return nil
+		})
+		g.Go(func() error {
+			<-gctx.Done()
+			return dbg.Close()
+		})
+	}
+	g.Go(func() error {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		closing.Store(true)
+		logger.Info("herald: shutting down")
+		sctx, cancel := context.WithTimeout(context.Background(), c.shutdownTimeout)
+		defer cancel()
+		err := b.Shutdown(sctx) // end the streams first, so srv.Shutdown does not wait on them
+		return errors.Join(err, srv.Shutdown(sctx))
+	})
+	return g.Wait()
+}
+
+func storeDir(c serveConfig) string {
+	if strings.EqualFold(c.storeKind, "bolt") {
+		return c.dataDir
+	}
+	return ""
+}
+
+// disableIfZero maps a flag's 0 ("off") to the library's negative "off".
+func disableIfZero(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
+}

@@ -1,0 +1,241 @@
+// Package memstore is a bounded in-memory [store.Store]: a ring of the
+// newest updates with an id index. It suits the Go library, tests and hubs
+// that do not need history to survive a restart.
+//
+// Sequence numbers start at 1 and are contiguous. History is lost when the
+// process exits.
+package memstore
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/herald-sse/herald/store"
+)
+
+// DefaultMaxLen is the number of updates a Store keeps when Config.MaxLen
+// is zero.
+const DefaultMaxLen = 10_000
+
+// Config configures a Store. The zero value is valid: every zero field
+// means the documented default.
+type Config struct {
+	// MaxLen is the number of newest updates kept; appending beyond it
+	// drops the oldest. Zero means DefaultMaxLen. Negative is invalid.
+	MaxLen int
+	// MaxAge drops updates whose Time is older than MaxAge. Age is checked
+	// when updates are appended, so an idle store keeps its last updates.
+	// Zero means no age limit. Negative is invalid.
+	MaxAge time.Duration
+}
+
+// Store is a bounded in-memory log. It is safe for concurrent use. Create it
+// with [New]; the caller closes it.
+//
+// Updates returned by Read share their Topics slice with the store: callers
+// must not modify it.
+type Store struct {
+	cfg Config
+
+	mu sync.RWMutex
+	// buf is a ring of the retained updates: n of them starting at head,
+	// with Seq last-n+1 .. last. It grows up to cfg.MaxLen.
+	buf    []store.Update
+	head   int
+	n      int
+	last   uint64
+	ids    map[string]uint64
+	closed bool
+	// notify is closed and replaced by Append when waited is set, so that
+	// one close wakes every Wait.
+	notify chan struct{}
+	waited atomic.Bool
+}
+
+var _ store.Store = (*Store)(nil)
+
+// New returns an empty store. It panics if cfg has a negative field, which
+// is a programming error.
+func New(cfg Config) *Store {
+	if cfg.MaxLen < 0 || cfg.MaxAge < 0 {
+		panic(fmt.Sprintf("memstore: invalid config %+v", cfg))
+	}
+	if cfg.MaxLen == 0 {
+		cfg.MaxLen = DefaultMaxLen
+	}
+	return &Store{
+		cfg:    cfg,
+		buf:    make([]store.Update, min(cfg.MaxLen, 64)),
+		ids:    make(map[string]uint64),
+		notify: make(chan struct{}),
+	}
+}
+
+// Append stores u and returns it with Seq, ID and Time set. It copies
+// u.Topics, so the caller may reuse the slice.
+func (s *Store) Append(ctx context.Context, u store.Update) (store.Update, error) {
+	if err := store.Validate(u); err != nil {
+		return store.Update{}, fmt.Errorf("memstore: append: %w", err)
+	}
+	explicit := u.ID != ""
+	if !explicit {
+		u.ID = store.NewID()
+	}
+	u.Topics = slices.Clone(u.Topics)
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return store.Update{}, fmt.Errorf("memstore: append: %w", store.ErrClosed)
+	}
+	for {
+		if _, dup := s.ids[u.ID]; !dup {
+			break
+		}
+		if explicit {
+			return store.Update{}, fmt.Errorf("memstore: append %q: %w", u.ID, store.ErrDuplicateID)
+		}
+		u.ID = store.NewID()
+	}
+	now := time.Now().Round(0)
+	if u.Time.IsZero() {
+		u.Time = now
+	}
+	if s.n == s.cfg.MaxLen {
+		s.dropOldest()
+	}
+	if s.cfg.MaxAge > 0 {
+		cutoff := now.Add(-s.cfg.MaxAge)
+		for s.n > 0 && s.buf[s.head].Time.Before(cutoff) {
+			s.dropOldest()
+		}
+	}
+	if s.n == len(s.buf) {
+		s.grow()
+	}
+	s.last++
+	u.Seq = s.last
+	s.buf[(s.head+s.n)%len(s.buf)] = u
+	s.n++
+	s.ids[u.ID] = u.Seq
+	if s.waited.Swap(false) {
+		close(s.notify)
+		s.notify = make(chan struct{})
+	}
+	return u, nil
+}
+
+// dropOldest removes the oldest retained update. s.mu must be held and
+// s.n > 0.
+func (s *Store) dropOldest() {
+	delete(s.ids, s.buf[s.head].ID)
+	s.buf[s.head] = store.Update{}
+	s.head = (s.head + 1) % len(s.buf)
+	s.n--
+}
+
+// grow doubles the ring, up to cfg.MaxLen. s.mu must be held and the ring
+// full.
+func (s *Store) grow() {
+	nb := make([]store.Update, min(2*len(s.buf), s.cfg.MaxLen))
+	k := copy(nb, s.buf[s.head:])
+	copy(nb[k:], s.buf[:s.head])
+	s.buf, s.head = nb, 0
+}
+
+// Lookup returns the Seq of the retained update with the given id, or
+// store.ErrNotFound.
+func (s *Store) Lookup(ctx context.Context, id string) (uint64, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return 0, fmt.Errorf("memstore: lookup: %w", store.ErrClosed)
+	}
+	seq, ok := s.ids[id]
+	if !ok {
+		return 0, fmt.Errorf("memstore: lookup %q: %w", id, store.ErrNotFound)
+	}
+	return seq, nil
+}
+
+// Read returns up to limit updates with Seq > after, oldest first, or
+// store.ErrCursorGone when updates after `after` were dropped. A limit of
+// zero or less returns no updates.
+func (s *Store) Read(ctx context.Context, after uint64, limit int) ([]store.Update, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return nil, fmt.Errorf("memstore: read: %w", store.ErrClosed)
+	}
+	// Seqs are contiguous, so everything up to last-n has been dropped.
+	trimmed := s.last - uint64(s.n)
+	if after != 0 && after < trimmed {
+		return nil, fmt.Errorf("memstore: read after %d: %w", after, store.ErrCursorGone)
+	}
+	if after >= s.last || limit <= 0 {
+		return nil, nil
+	}
+	start := max(after, trimmed) // Seq start+1 is the first to return
+	count := min(uint64(limit), s.last-start)
+	out := make([]store.Update, count)
+	i := (s.head + int(start-trimmed)) % len(s.buf)
+	k := copy(out, s.buf[i:min(len(s.buf), i+int(count))])
+	copy(out[k:], s.buf[:int(count)-k])
+	return out, nil
+}
+
+// Wait blocks until an update with Seq > after is stored, ctx is done or
+// the store is closed.
+func (s *Store) Wait(ctx context.Context, after uint64) error {
+	for {
+		s.mu.RLock()
+		closed, last, ch := s.closed, s.last, s.notify
+		if !closed && last <= after {
+			s.waited.Store(true)
+		}
+		s.mu.RUnlock()
+		switch {
+		case closed:
+			return fmt.Errorf("memstore: wait: %w", store.ErrClosed)
+		case last > after:
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// Last returns the Seq and ID of the newest update, or 0 and "" when the
+// store is empty.
+func (s *Store) Last(ctx context.Context) (uint64, string, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return 0, "", fmt.Errorf("memstore: last: %w", store.ErrClosed)
+	}
+	if s.n == 0 {
+		return 0, "", nil
+	}
+	return s.last, s.buf[(s.head+s.n-1)%len(s.buf)].ID, nil
+}
+
+// Close drops the history and wakes every Wait with store.ErrClosed. It is
+// idempotent and always returns nil.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	close(s.notify)
+	s.buf, s.ids, s.n, s.head = nil, nil, 0, 0
+	return nil
+}
