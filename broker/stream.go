@@ -129,7 +129,6 @@ func (b *Broker) writeReplay(r *http.Request, w io.Writer, s *subscriber, from, 
 // serveStream is the goroutine-per-stream path.
 func (b *Broker) serveStream(w http.ResponseWriter, r *http.Request, s *subscriber, replay bool, from, until uint64) error {
 	rc := http.NewResponseController(w)
-	notify := make(chan struct{}, 1)
 	w.WriteHeader(http.StatusOK)
 	deadline := func() { _ = rc.SetWriteDeadline(time.Now().Add(b.cfg.WriteTimeout)) }
 	deadline()
@@ -146,14 +145,7 @@ func (b *Broker) serveStream(w http.ResponseWriter, r *http.Request, s *subscrib
 	if err := rc.Flush(); err != nil {
 		return err
 	}
-	if !s.setWriter(func() {
-		select {
-		case notify <- struct{}{}:
-		default:
-		}
-	}, nil) {
-		return s.err
-	}
+	notify, done := s.startGoroutine()
 	var bufs [][]byte
 	for {
 		select {
@@ -161,7 +153,7 @@ func (b *Broker) serveStream(w http.ResponseWriter, r *http.Request, s *subscrib
 		case <-r.Context().Done():
 			s.close(r.Context().Err())
 			return nil
-		case <-s.done:
+		case <-done:
 			return nil
 		}
 		bufs = s.Take(bufs[:0])
@@ -217,7 +209,9 @@ func (b *Broker) serveParked(w http.ResponseWriter, r *http.Request, s *subscrib
 		return fail(fmt.Errorf("broker: park: %w", err))
 	}
 	b.parked.Add(1)
-	s.setWriter(pc.Wake, pc.Close)
+	if !s.park(pc) {
+		pc.Close() // ended while parking; Closed unregisters it
+	}
 	return true, nil
 }
 

@@ -3,10 +3,14 @@ package broker
 import (
 	"sync"
 	"sync/atomic"
+
+	"github.com/herald-sse/herald/internal/netpoll"
 )
 
 // subscriber is one open stream. Its queue holds references to immutable,
 // shared encoded updates: nothing is copied or re-encoded per subscriber.
+// It is held by every open stream, parked ones included, so it is kept
+// small: no channels or closures unless the stream has its own goroutine.
 //
 // Fields above mu are owned by the broker's tail goroutine (lastSeq, written
 // under Broker.mu) or are immutable after construction.
@@ -21,14 +25,13 @@ type subscriber struct {
 	queue  [][]byte
 	queued int           // bytes in queue
 	err    error         // why the stream ended; nil while open
-	wake   func()        // tells the writer there is something to take
-	stop   func()        // closes the connection (parked streams)
-	done   chan struct{} // closed when err is set
-	notify chan struct{} // goroutine path: wake-up signal (cap 1)
+	pc     *netpoll.Conn // parked streams: the writer pool's handle
+	notify chan struct{} // goroutine streams: wake-up signal (cap 1)
+	done   chan struct{} // goroutine streams: closed when err is set
 }
 
 func newSubscriber(b *Broker, topics, private *Matcher) *subscriber {
-	return &subscriber{b: b, topics: topics, private: private, done: make(chan struct{})}
+	return &subscriber{b: b, topics: topics, private: private}
 }
 
 // enqueue queues buf for writing. It never blocks: when the backlog would
@@ -50,13 +53,25 @@ func (s *subscriber) enqueue(buf []byte) bool {
 	first := len(s.queue) == 0
 	s.queue = append(s.queue, buf)
 	s.queued += len(buf)
-	wake := s.wake
+	pc, notify := s.pc, s.notify
 	s.mu.Unlock()
 	s.busy.Store(true)
-	if first && wake != nil {
-		wake()
+	if first {
+		wake(pc, notify)
 	}
 	return true
+}
+
+func wake(pc *netpoll.Conn, notify chan struct{}) {
+	switch {
+	case pc != nil:
+		pc.Wake()
+	case notify != nil:
+		select {
+		case notify <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // Take moves the queued buffers to bufs. It implements netpoll.Source and
@@ -95,28 +110,51 @@ func (s *subscriber) close(err error) {
 	}
 	s.err = err
 	s.queue, s.queued = nil, 0
-	stop := s.stop
-	close(s.done)
+	pc := s.pc
+	if s.done != nil {
+		close(s.done)
+	}
 	s.mu.Unlock()
-	if stop != nil {
-		stop()
+	if pc != nil {
+		pc.Close()
 	}
 }
 
-// setWriter installs the writer's wake-up and stop functions and wakes it if
-// updates were queued before it was ready. It reports false if the stream
-// already ended.
-func (s *subscriber) setWriter(wake, stop func()) bool {
+// closedCh is a channel that is already closed, for streams that ended
+// before they asked for their done channel.
+var closedCh = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+// startGoroutine prepares a goroutine-path stream: it returns the wake-up
+// and done channels and wakes the writer if updates were queued before it
+// was ready.
+func (s *subscriber) startGoroutine() (notify, done <-chan struct{}) {
+	n := make(chan struct{}, 1)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil {
+		return n, closedCh
+	}
+	s.notify, s.done = n, make(chan struct{})
+	if len(s.queue) > 0 {
+		n <- struct{}{}
+	}
+	return n, s.done
+}
+
+// park installs the writer pool's handle and wakes it if updates were
+// queued before the stream was parked. It reports false if the stream
+// already ended (the caller closes the connection's handle).
+func (s *subscriber) park(pc *netpoll.Conn) bool {
 	s.mu.Lock()
 	if s.err != nil {
 		s.mu.Unlock()
 		return false
 	}
-	s.wake, s.stop = wake, stop
+	s.pc = pc
 	pending := len(s.queue) > 0
 	s.mu.Unlock()
 	if pending {
-		wake()
+		pc.Wake()
 	}
 	return true
 }

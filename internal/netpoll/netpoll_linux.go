@@ -56,7 +56,6 @@ type Poller struct {
 // the socket is full.
 type Conn struct {
 	w   *worker
-	nc  net.Conn // kept referenced so the runtime does not close fd
 	src Source
 
 	// Owned by the worker goroutine.
@@ -184,16 +183,23 @@ func (p *Poller) Register(c net.Conn, src Source) (*Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("netpoll: register: %w", err)
 	}
-	fd := -1
-	if err := rc.Control(func(s uintptr) { fd = int(s) }); err != nil {
+	// Take a duplicate of the descriptor and, once registered, close the
+	// net.Conn: the runtime then drops its netFD, addresses and poll
+	// descriptor, and a parked connection costs only a Conn.
+	fd, derr := -1, error(nil)
+	if err := rc.Control(func(s uintptr) { fd, derr = unix.FcntlInt(s, unix.F_DUPFD_CLOEXEC, 0) }); err != nil {
 		return nil, fmt.Errorf("netpoll: register: %w", err)
 	}
+	if derr != nil {
+		return nil, fmt.Errorf("netpoll: register: dup: %w", derr)
+	}
 	w := p.workers[int(p.next.Add(1)-1)%len(p.workers)]
-	cn := &Conn{w: w, nc: c, src: src, fd: int32(fd)}
+	cn := &Conn{w: w, src: src, fd: int32(fd)}
 
 	w.mu.Lock()
 	if w.stopping {
 		w.mu.Unlock()
+		unix.Close(fd)
 		return nil, ErrClosed
 	}
 	for {
@@ -208,11 +214,13 @@ func (p *Poller) Register(c net.Conn, src Source) (*Conn, error) {
 	ev := unix.EpollEvent{Events: connEvents, Fd: int32(cn.key)}
 	if err := unix.EpollCtl(w.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
 		w.mu.Unlock()
+		unix.Close(fd)
 		return nil, fmt.Errorf("netpoll: register: epoll_ctl: %w", err)
 	}
 	w.conns[cn.key] = cn
 	p.n.Add(1)
 	w.mu.Unlock()
+	_ = c.Close() // the duplicate keeps the socket open
 
 	cn.Wake()
 	return cn, nil
@@ -551,7 +559,7 @@ func (w *worker) finish(c *Conn, err error) {
 	_ = unix.EpollCtl(w.epfd, unix.EPOLL_CTL_DEL, int(c.fd), nil)
 	w.mu.Unlock()
 	c.pending = nil
-	if cerr := c.nc.Close(); cerr != nil && err == nil {
+	if cerr := unix.Close(int(c.fd)); cerr != nil && err == nil {
 		w.p.log.Debug("netpoll: close", "err", cerr)
 	}
 	w.p.n.Add(-1)
