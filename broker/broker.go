@@ -49,6 +49,11 @@ type Config struct {
 	// Writers is the number of writer goroutines of the parked-connection
 	// pool. Zero means runtime.GOMAXPROCS(0).
 	Writers int
+	// IOUring submits each writer's batch of sends to the kernel in one
+	// io_uring_enter call instead of one sendmsg per connection. Where the
+	// kernel refuses io_uring (often in containers) the pool logs it and
+	// falls back to sendmsg.
+	IOUring bool
 }
 
 func (c *Config) setDefaults() error {

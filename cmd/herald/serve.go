@@ -25,6 +25,7 @@ import (
 	"github.com/herald-sse/herald/store"
 	"github.com/herald-sse/herald/store/boltstore"
 	"github.com/herald-sse/herald/store/memstore"
+	"github.com/herald-sse/herald/web"
 )
 
 // serveConfig is everything `herald serve` reads from flags and HERALD_*.
@@ -47,7 +48,9 @@ type serveConfig struct {
 	logFormat       string
 	shutdownTimeout time.Duration
 	noPark          bool
+	noDashboard     bool
 	debugAddr       string
+	ioUring         bool
 }
 
 func (c *serveConfig) flags(fs *flag.FlagSet) {
@@ -69,6 +72,8 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 5*time.Second, "how long a graceful shutdown may take")
 	fs.BoolVar(&c.noPark, "no-park", false, "serve every stream on its own goroutine (disables the epoll writer pool)")
+	fs.BoolVar(&c.noDashboard, "no-dashboard", false, "do not serve the dashboard at / and its stats stream at /dashboard/stats")
+	fs.BoolVar(&c.ioUring, "io-uring", true, "batch parked streams' writes with io_uring (falls back to sendmsg where the kernel refuses it)")
 	fs.StringVar(&c.debugAddr, "debug-addr", "", "if set, serve Go's /debug/pprof profiles on this separate address (keep it private, e.g. 127.0.0.1:6060)")
 }
 
@@ -155,6 +160,7 @@ func serve(ctx context.Context, c serveConfig, logger *slog.Logger, stdout io.Wr
 		Retry:      disableIfZero(c.retry),
 		MaxPending: c.maxPending,
 		NoPark:     c.noPark,
+		IOUring:    c.ioUring,
 	})
 	if err != nil {
 		return err
@@ -184,10 +190,19 @@ func serve(ctx context.Context, c serveConfig, logger *slog.Logger, stdout io.Wr
 	mux.Handle(hub.Path+"/", h)
 	mux.Handle(hub.HealthPath, h)
 	mountOps(mux, b, st, closing.Load)
+	var dash *web.Dashboard
+	if !c.noDashboard {
+		dash = web.New(b.Stats, web.Config{})
+		mux.Handle("GET /{$}", dash)
+		mux.Handle("GET /dashboard/", dash)
+	}
 	srv := &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
+	}
+	if dash != nil {
+		srv.RegisterOnShutdown(dash.Close) // end the stats streams, so srv.Shutdown does not wait on them
 	}
 	logger.Info("herald: listening", "addr", ln.Addr().String(), "store", c.storeKind, "data_dir", storeDir(c))
 

@@ -1,0 +1,430 @@
+// herald pub: publish updates to a Herald hub (or any Mercure hub).
+//
+//	herald pub --topic news --data 'hello'
+//	echo '{"price": 42}' | herald pub --topic prices --type price
+//	tail -f app.log | herald pub --topic logs --lines
+//
+// Each accepted update's id, as the hub returned it, is printed on its own
+// line. Exit codes: 0 when every update was accepted; 1 when the hub
+// refused one (HTTP 4xx or 5xx) or could not be reached; 2 for usage
+// errors.
+
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// stdin is what `herald pub` reads data from when --data is absent. Tests
+// replace it.
+var stdin io.Reader = os.Stdin
+
+// defaultHub is the Mercure endpoint of a `herald serve` with its default
+// address.
+const defaultHub = "http://localhost:8080/.well-known/mercure"
+
+// maxStdinData is the most `herald pub` reads from stdin for one update
+// (all of stdin, or one line with --lines). The hub's own limit
+// (--max-body of `herald serve`, 1 MiB by default) is usually lower.
+const maxStdinData = 64 << 20
+
+// pubUsage is the header of `herald pub -h`.
+const pubUsage = `usage: herald pub --topic TOPIC... [--data DATA | --lines] [flags]
+
+Publish an update to a Herald (Mercure) hub and print the id the hub gave
+it. Without --data, the data is read from stdin (one final newline is
+removed). With --lines, every line of stdin is published as its own update
+as soon as it is read, over one keep-alive connection, until EOF.
+
+Publishing needs a token: --token or HERALD_TOKEN. Mint one with
+  herald token --key "$HERALD_PUBLISHER_KEY" --publish '*'
+
+Environment: HERALD_HUB, HERALD_TOKEN, and HERALD_<FLAG> for every flag
+(--foo-bar is HERALD_FOO_BAR). A flag on the command line wins.
+
+Exit status: 0 every update accepted; 1 the hub refused an update (HTTP
+4xx/5xx) or could not be reached; 2 usage error.
+
+Examples:
+  herald pub --topic news --data 'hello'
+  herald pub --topic https://example.com/books/1 --type update --private < book.json
+  tail -f app.log | herald pub --topic logs --lines
+
+Flags:
+`
+
+// pubConfig is everything `herald pub` reads from flags and HERALD_*.
+type pubConfig struct {
+	hub, token     string
+	topics         listFlag
+	headers        listFlag
+	data, id, typ  string
+	dataSet        bool
+	lines          bool
+	private        bool
+	anonymous      bool
+	retry, timeout time.Duration
+}
+
+func (c *pubConfig) flags(fs *flag.FlagSet) {
+	fs.StringVar(&c.hub, "hub", defaultHub, "`URL` of the hub's Mercure endpoint (env HERALD_HUB)")
+	fs.StringVar(&c.token, "token", "", "publisher `JWT`, sent as Authorization: Bearer (env HERALD_TOKEN)")
+	fs.Var(&c.topics, "topic", "`topic` of the update (repeatable, at least one; the first is canonical)")
+	fs.StringVar(&c.data, "data", "", "the update's data, `text` (default: read stdin)")
+	fs.BoolVar(&c.lines, "lines", false, "publish one update per line of stdin, as lines arrive, until EOF")
+	fs.StringVar(&c.id, "id", "", "update `id` (default: the hub assigns one; not with --lines)")
+	fs.StringVar(&c.typ, "type", "", "event `type` (default: message)")
+	fs.DurationVar(&c.retry, "retry", 0, "reconnection time sent to subscribers with the update, in whole milliseconds (0: none)")
+	fs.BoolVar(&c.private, "private", false, "private update: only subscribers authorized for one of its topics receive it")
+	fs.Var(&c.headers, "header", "extra request header `K: V` (repeatable)")
+	fs.DurationVar(&c.timeout, "timeout", 10*time.Second, "time limit of each publish request")
+	fs.BoolVar(&c.anonymous, "anonymous", false, "publish without a token (for a hub started with --allow-anonymous-publish)")
+}
+
+// runPub runs `herald pub` with args (the arguments after "pub").
+func runPub(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var c pubConfig
+	fs := flag.NewFlagSet("herald pub", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	c.flags(fs)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), pubUsage)
+		fs.PrintDefaults()
+	}
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return &exitError{2, fmt.Errorf("unexpected argument %q (topics go in --topic, data in --data)", fs.Arg(0))}
+	}
+	fs.Visit(func(f *flag.Flag) { c.dataSet = c.dataSet || f.Name == "data" })
+	p, err := c.publisher()
+	if err != nil {
+		return &exitError{2, err}
+	}
+	defer p.close()
+
+	if c.lines {
+		return p.publishLines(ctx, stdin, stdout)
+	}
+	data := c.data
+	if !c.dataSet {
+		if isTerminal(stdin) {
+			return &exitError{2, errors.New("no data: give --data, or pipe the data to stdin (--lines: one update per line)")}
+		}
+		if data, err = readAll(stdin); err != nil {
+			return err
+		}
+	}
+	id, err := p.publish(ctx, data)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(stdout, id)
+	return err
+}
+
+// publisher checks c and returns the publisher it describes.
+func (c *pubConfig) publisher() (*publisher, error) {
+	u, err := parseHTTPURL("--hub", c.hub)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case len(c.topics) == 0:
+		return nil, errors.New("no topic: give --topic (repeatable)")
+	case c.token == "" && !c.anonymous:
+		return nil, errors.New("no token: give --token or set HERALD_TOKEN; mint one with: herald token --key KEY --publish '*' " +
+			"(KEY is the hub's --publisher-key); use --anonymous only with a hub started with --allow-anonymous-publish")
+	case c.token != "" && c.anonymous:
+		return nil, errors.New("--anonymous and --token exclude each other")
+	case c.lines && c.dataSet:
+		return nil, errors.New("--lines reads the data from stdin: --data cannot be used with it")
+	case c.lines && c.id != "":
+		return nil, errors.New("--id cannot be used with --lines: every update needs its own id (the hub assigns them)")
+	case c.retry < 0:
+		return nil, fmt.Errorf("--retry must not be negative, got %v", c.retry)
+	case c.timeout < 0:
+		return nil, fmt.Errorf("--timeout must not be negative, got %v", c.timeout)
+	}
+	hdr, err := parseHeaders(c.headers)
+	if err != nil {
+		return nil, err
+	}
+	hdr.Set("Content-Type", "application/x-www-form-urlencoded")
+	if c.token != "" {
+		hdr.Set("Authorization", "Bearer "+c.token)
+	}
+	form := url.Values{"topic": c.topics}
+	if c.id != "" {
+		form.Set("id", c.id)
+	}
+	if c.typ != "" {
+		form.Set("type", c.typ)
+	}
+	if c.retry > 0 {
+		form.Set("retry", strconv.FormatInt(int64((c.retry+time.Millisecond-1)/time.Millisecond), 10))
+	}
+	if c.private {
+		form.Set("private", "on")
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	return &publisher{
+		url:       u.String(),
+		display:   displayURL(u),
+		header:    hdr,
+		form:      form,
+		transport: tr,
+		client:    &http.Client{Transport: tr, Timeout: c.timeout},
+		timeout:   c.timeout,
+	}, nil
+}
+
+// publisher sends updates to one hub over one keep-alive HTTP client.
+type publisher struct {
+	url, display string
+	header       http.Header
+	form         url.Values // every field but data
+	transport    *http.Transport
+	client       *http.Client
+	timeout      time.Duration
+}
+
+// close releases the idle keep-alive connections.
+func (p *publisher) close() { p.transport.CloseIdleConnections() }
+
+// publish posts one update with data and returns the id the hub assigned.
+// Its errors are *exitError with code 1.
+func (p *publisher) publish(ctx context.Context, data string) (string, error) {
+	form := make(url.Values, len(p.form)+1)
+	for k, v := range p.form {
+		form[k] = v
+	}
+	form.Set("data", data)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.url, strings.NewReader(form.Encode()))
+	if err != nil {
+		return "", &exitError{2, fmt.Errorf("request: %w", err)}
+	}
+	req.Header = p.header.Clone()
+	resp, err := p.client.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return "", &exitError{1, errors.New("interrupted")}
+		}
+		return "", &exitError{1, fmt.Errorf("cannot reach %s: %s", p.display, netReason(err, p.timeout))}
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if err != nil {
+		return "", &exitError{1, fmt.Errorf("%s: reading the answer: %s", p.display, netReason(err, p.timeout))}
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // so the connection can be reused
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		msg := resp.Status
+		if r := oneLine(string(body)); r != "" {
+			msg += ": " + r
+		}
+		return "", &exitError{1, errors.New(msg)}
+	}
+	return strings.TrimSpace(string(body)), nil
+}
+
+// publishLines publishes every line of r (without its line ending) as its
+// own update as soon as it is read, and prints each id. It stops at EOF, at
+// the first refused update (an *exitError naming the line) or when ctx is
+// done (returning nil: every line read so far was published).
+//
+// Lines are read by a goroutine so that a signal can stop a command
+// blocked on a silent stdin. That goroutine ends at EOF, at a read error,
+// or when it has a line to hand over and publishLines has returned; a Read
+// of stdin that never returns cannot be interrupted, so after an
+// interruption it may stay blocked there until the process exits, right
+// after.
+func (p *publisher) publishLines(ctx context.Context, r io.Reader, stdout io.Writer) error {
+	type line struct {
+		s   string
+		err error
+	}
+	lines := make(chan line)
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		br := bufio.NewReaderSize(r, 64<<10)
+		for {
+			s, err := readLine(br)
+			if s != "" || err == nil {
+				select {
+				case lines <- line{s: s}:
+				case <-done:
+					return
+				}
+			}
+			if err != nil {
+				select {
+				case lines <- line{err: err}:
+				case <-done:
+				}
+				return
+			}
+		}
+	}()
+	for n := 1; ; n++ {
+		var l line
+		select {
+		case <-ctx.Done():
+			return nil
+		case l = <-lines:
+		}
+		switch {
+		case errors.Is(l.err, io.EOF):
+			return nil
+		case l.err != nil:
+			return &exitError{1, fmt.Errorf("line %d: reading stdin: %w", n, l.err)}
+		}
+		id, err := p.publish(ctx, strings.TrimSuffix(strings.TrimSuffix(l.s, "\n"), "\r"))
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("line %d: %w", n, err)
+		}
+		if _, err := fmt.Fprintln(stdout, id); err != nil {
+			return err
+		}
+	}
+}
+
+// errLineTooLong is returned by readLine for a line of more than
+// maxStdinData bytes.
+var errLineTooLong = fmt.Errorf("line longer than %d bytes", maxStdinData)
+
+// readLine returns the next line of br with its "\n", or the final bytes
+// without one together with io.EOF.
+func readLine(br *bufio.Reader) (string, error) {
+	var buf []byte
+	for {
+		frag, err := br.ReadSlice('\n')
+		if len(buf)+len(frag) > maxStdinData {
+			return "", errLineTooLong
+		}
+		buf = append(buf, frag...)
+		if !errors.Is(err, bufio.ErrBufferFull) {
+			return string(buf), err
+		}
+	}
+}
+
+// readAll reads r (stdin) for one update: all of it, without one final
+// line ending.
+func readAll(r io.Reader) (string, error) {
+	b, err := io.ReadAll(io.LimitReader(r, maxStdinData+1))
+	if err != nil {
+		return "", &exitError{1, fmt.Errorf("reading stdin: %w", err)}
+	}
+	if len(b) > maxStdinData {
+		return "", &exitError{2, fmt.Errorf("stdin holds more than %d bytes", maxStdinData)}
+	}
+	s := strings.TrimSuffix(string(b), "\n")
+	return strings.TrimSuffix(s, "\r"), nil
+}
+
+// isTerminal reports whether r is a terminal (a character device), from
+// which `herald pub` does not wait for data.
+func isTerminal(r io.Reader) bool {
+	f, ok := r.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// parseHTTPURL parses s, the value of flag name, as an absolute http or
+// https URL.
+func parseHTTPURL(name, s string) (*url.URL, error) {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("%s %q is not an http:// or https:// URL", name, s)
+	}
+	return u, nil
+}
+
+// displayURL is u for messages: without credentials and query (which may
+// hold a token).
+func displayURL(u *url.URL) string {
+	return u.Scheme + "://" + u.Host + u.EscapedPath()
+}
+
+// parseHeaders parses "Key: Value" flag values.
+func parseHeaders(vals []string) (http.Header, error) {
+	h := http.Header{}
+	for _, s := range vals {
+		k, v, ok := strings.Cut(s, ":")
+		k = strings.TrimSpace(k)
+		if !ok || k == "" || strings.ContainsAny(k, " \t\r\n") || strings.ContainsAny(v, "\r\n") {
+			return nil, fmt.Errorf("--header %q: want \"Key: Value\"", s)
+		}
+		h.Add(k, strings.TrimSpace(v))
+	}
+	return h, nil
+}
+
+// netReason is the short reason of a failed request: "connection
+// refused", "no such host", "no answer within 10s"...
+func netReason(err error, timeout time.Duration) string {
+	var errno syscall.Errno
+	var dns *net.DNSError
+	var ue *url.Error
+	switch {
+	case errors.As(err, &errno):
+		return errno.Error()
+	case errors.As(err, &dns):
+		return dns.Error()
+	case errors.As(err, &ue) && ue.Timeout() && timeout > 0:
+		return fmt.Sprintf("no answer within %v", timeout)
+	case errors.As(err, &ue):
+		return ue.Err.Error()
+	}
+	return err.Error()
+}
+
+// oneLine returns the first non-empty line of s, trimmed, without control
+// characters and cut to 200 bytes: the reason from an error response body.
+func oneLine(s string) string {
+	for l := range strings.Lines(s) {
+		if l = strings.TrimSpace(l); l != "" {
+			s = l
+			break
+		}
+	}
+	s = strings.TrimSpace(s)
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, strings.ToValidUTF8(s, "\uFFFD"))
+	if len(s) > 200 {
+		cut := 200
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut] + "…"
+	}
+	return s
+}
