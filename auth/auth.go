@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -114,7 +115,23 @@ type tokenClaims struct {
 type Verifier struct {
 	key    []byte
 	parser *jwt.Parser
+	leeway time.Duration
+
+	// cache holds recently verified tokens: publishers and subscribers
+	// present the same token again and again, and verifying one (base64,
+	// JSON, HMAC) costs more than the rest of a publish.
+	mu    sync.Mutex
+	cache map[string]cachedClaims
 }
+
+// cachedClaims is a verified token's claims and its validity window.
+type cachedClaims struct {
+	claims    *Claims
+	notBefore time.Time // zero: none
+	expires   time.Time // zero: never
+}
+
+const maxCachedTokens = 1024
 
 // NewVerifier validates cfg and returns a verifier that keeps its own copy
 // of the key.
@@ -150,7 +167,7 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 	if cfg.Audience != "" {
 		opts = append(opts, jwt.WithAudience(cfg.Audience))
 	}
-	return &Verifier{key: slices.Clone(cfg.Key), parser: jwt.NewParser(opts...)}, nil
+	return &Verifier{key: slices.Clone(cfg.Key), parser: jwt.NewParser(opts...), leeway: leeway}, nil
 }
 
 // keyFunc returns the key for the token's algorithm family. The allowlist
@@ -165,22 +182,46 @@ func (v *Verifier) keyFunc(t *jwt.Token) (any, error) {
 
 // Verify checks token's signature and time claims and returns its claims.
 // It returns [ErrNoToken] for an empty token and an error wrapping
-// [ErrInvalidToken] for any other failure.
+// [ErrInvalidToken] for any other failure. The returned claims may be
+// shared with other callers that present the same token: do not modify
+// them. Verify is safe for concurrent use.
 func (v *Verifier) Verify(token string) (*Claims, error) {
 	if token == "" {
 		return nil, ErrNoToken
+	}
+	now := time.Now()
+	v.mu.Lock()
+	cc, ok := v.cache[token]
+	v.mu.Unlock()
+	if ok {
+		if (cc.expires.IsZero() || now.Before(cc.expires.Add(v.leeway))) &&
+			(cc.notBefore.IsZero() || !now.Before(cc.notBefore.Add(-v.leeway))) {
+			return cc.claims, nil
+		}
+		// Outside its window now: verify again for the precise error.
 	}
 	var tc tokenClaims
 	if _, err := v.parser.ParseWithClaims(token, &tc, v.keyFunc); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidToken, err)
 	}
 	c := &Claims{Subject: tc.Subject}
+	cc = cachedClaims{claims: c}
 	if tc.ExpiresAt != nil {
 		c.ExpiresAt = tc.ExpiresAt.Time
+		cc.expires = tc.ExpiresAt.Time
+	}
+	if tc.NotBefore != nil {
+		cc.notBefore = tc.NotBefore.Time
 	}
 	if m := tc.Mercure; m != nil {
 		c.Publish, c.Subscribe, c.Payload = m.Publish, m.Subscribe, m.Payload
 	}
+	v.mu.Lock()
+	if v.cache == nil || len(v.cache) >= maxCachedTokens {
+		v.cache = make(map[string]cachedClaims)
+	}
+	v.cache[token] = cc
+	v.mu.Unlock()
 	return c, nil
 }
 

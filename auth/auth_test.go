@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -313,4 +314,29 @@ func BenchmarkVerify(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// TestVerifyCacheHonoursExpiry checks that a token verified once (and so
+// cached) is refused once it expires.
+func TestVerifyCacheHonoursExpiry(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		key := []byte(strings.Repeat("k", 32))
+		v, err := auth.NewVerifier(auth.Config{Key: key, Leeway: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok, err := auth.Sign(key, auth.Claims{Publish: []string{"*"}}, 2*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 2 { // the second call is served from the cache
+			if _, err := v.Verify(tok); err != nil {
+				t.Fatalf("Verify(fresh token) = %v, want nil", err)
+			}
+		}
+		time.Sleep(3 * time.Second)
+		if _, err := v.Verify(tok); !errors.Is(err, auth.ErrInvalidToken) {
+			t.Fatalf("Verify(expired cached token) = %v, want ErrInvalidToken", err)
+		}
+	})
 }

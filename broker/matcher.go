@@ -2,8 +2,10 @@ package broker
 
 import (
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/yosida95/uritemplate/v3"
 )
@@ -19,7 +21,7 @@ type Matcher struct {
 	exact     []string            // exact topics, deduplicated
 	set       map[string]struct{} // exact topics as a set, only when there are many
 	all       bool
-	templates []*uritemplate.Template
+	templates []*regexp.Regexp // compiled URI templates
 }
 
 // setThreshold is the number of exact topics above which Match uses a map.
@@ -38,11 +40,11 @@ func NewMatcher(selectors []string) (*Matcher, error) {
 		case s == "*":
 			m.all = true
 		case strings.Contains(s, "{"):
-			t, err := uritemplate.New(s)
+			re, err := compileTemplate(s)
 			if err != nil {
-				return nil, fmt.Errorf("broker: topic selector %q: %w", s, err)
+				return nil, err
 			}
-			m.templates = append(m.templates, t)
+			m.templates = append(m.templates, re)
 		default:
 			if !slices.Contains(m.exact, s) {
 				m.exact = append(m.exact, s)
@@ -74,8 +76,8 @@ func (m *Matcher) Match(topic string) bool {
 	} else if slices.Contains(m.exact, topic) {
 		return true
 	}
-	for _, t := range m.templates {
-		if t.Match(topic) != nil {
+	for _, re := range m.templates {
+		if re.MatchString(topic) {
 			return true
 		}
 	}
@@ -95,3 +97,37 @@ func (m *Matcher) MatchAny(topics []string) bool {
 // wildcard reports whether the matcher has selectors that the broker cannot
 // index by exact topic ("*" or templates).
 func (m *Matcher) wildcard() bool { return m.all || len(m.templates) > 0 }
+
+// templates caches compiled URI templates by their text. Matchers are built
+// per request (from a token's selectors, from a subscription's topics), and
+// the same few templates come back again and again; compiling one costs
+// tens of microseconds. The cache is bounded: when full it starts over.
+var templates struct {
+	sync.Mutex
+	m map[string]*regexp.Regexp
+}
+
+const maxCachedTemplates = 4096
+
+// compileTemplate returns the anchored regular expression that matches the
+// expansions of the RFC 6570 template s.
+func compileTemplate(s string) (*regexp.Regexp, error) {
+	templates.Lock()
+	re, ok := templates.m[s]
+	templates.Unlock()
+	if ok {
+		return re, nil
+	}
+	t, err := uritemplate.New(s)
+	if err != nil {
+		return nil, fmt.Errorf("broker: topic selector %q: %w", s, err)
+	}
+	re = t.Regexp()
+	templates.Lock()
+	if templates.m == nil || len(templates.m) >= maxCachedTemplates {
+		templates.m = make(map[string]*regexp.Regexp)
+	}
+	templates.m[s] = re
+	templates.Unlock()
+	return re, nil
+}
