@@ -2,6 +2,7 @@ package broker_test
 
 import (
 	"fmt"
+	"runtime"
 	"testing"
 
 	"github.com/herald-sse/herald/broker"
@@ -57,12 +58,16 @@ func BenchmarkPublishOneTopicAmongMany(b *testing.B) {
 		b.Run(fmt.Sprintf("topics=%d", n), func(b *testing.B) {
 			br := newBenchBroker(b)
 			var target *broker.BenchSubscriber
+			before := liveHeap()
 			for i := range n {
 				s := br.RegisterForBench([]string{fmt.Sprintf("topic-%d", i)})
 				if i == 0 {
 					target = s
 				}
 			}
+			// Heap per topic with one subscriber: the index entry, the
+			// subscriber and its matcher (no connection).
+			perTopic := float64(liveHeap()-before) / float64(n)
 			u := store.Update{ID: "urn:uuid:0192f0e4-0000-7000-8000-000000000000", Topics: []string{"topic-0"}, Data: string(make100())}
 			b.ReportAllocs()
 			for i := 0; b.Loop(); i++ {
@@ -70,6 +75,7 @@ func BenchmarkPublishOneTopicAmongMany(b *testing.B) {
 				br.DispatchForBench(&u)
 				target.Drain()
 			}
+			b.ReportMetric(perTopic, "heap-B/topic")
 		})
 	}
 }
@@ -80,4 +86,11 @@ func make100() []byte {
 		p[i] = 'a' + byte(i%26)
 	}
 	return p
+}
+
+func liveHeap() uint64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
 }
