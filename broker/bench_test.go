@@ -94,3 +94,24 @@ func liveHeap() uint64 {
 	runtime.ReadMemStats(&m)
 	return m.HeapAlloc
 }
+
+// BenchmarkPublishThroughput publishes through Broker.Publish into a
+// memstore from parallel goroutines while the tail goroutine fans every
+// update out to one subscriber: the library's end-to-end publish rate,
+// without HTTP.
+func BenchmarkPublishThroughput(b *testing.B) {
+	br := newBenchBroker(b)
+	sub := br.RegisterForBench([]string{"t"})
+	data := string(make100())
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := br.Publish(b.Context(), store.Update{Topics: []string{"t"}, Data: data}); err != nil {
+				b.Error(err)
+				return
+			}
+			sub.Drain()
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "publishes/s")
+}
