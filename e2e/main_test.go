@@ -2,6 +2,7 @@ package e2e_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -9,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -59,7 +59,8 @@ func heraldBinary(t *testing.T) string {
 	binOnce.Do(func() {
 		goBin, err := exec.LookPath("go")
 		if err != nil {
-			goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
+			binError = fmt.Errorf("the go command is not on PATH: %w", err)
+			return
 		}
 		binPath = filepath.Join(binDir, "herald")
 		cmd := exec.Command(goBin, "build", "-o", binPath, "./cmd/herald")
