@@ -10,8 +10,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -22,9 +20,6 @@ import (
 	"github.com/herald-sse/herald/auth"
 	"github.com/herald-sse/herald/broker"
 	"github.com/herald-sse/herald/hub"
-	"github.com/herald-sse/herald/store"
-	"github.com/herald-sse/herald/store/boltstore"
-	"github.com/herald-sse/herald/store/memstore"
 	"github.com/herald-sse/herald/web"
 )
 
@@ -51,6 +46,12 @@ type serveConfig struct {
 	noDashboard     bool
 	debugAddr       string
 	ioUring         bool
+	redisURL        string
+	redisPrefix     string
+	natsURL         string
+	natsStream      string
+	natsSubject     string
+	natsReplicas    int
 }
 
 func (c *serveConfig) flags(fs *flag.FlagSet) {
@@ -59,7 +60,13 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.subscriberKey, "subscriber-key", "", "HS256 secret that signs subscriber tokens (empty: the publisher key)")
 	fs.BoolVar(&c.requireSubToken, "require-subscriber-token", false, "refuse subscribers without a valid token")
 	fs.BoolVar(&c.publishAnon, "allow-anonymous-publish", false, "DANGEROUS: accept publishes without a token (trusted networks only)")
-	fs.StringVar(&c.storeKind, "store", "bolt", "history store: bolt (durable, in --data-dir) or memory")
+	fs.StringVar(&c.storeKind, "store", "bolt", "history store: bolt (durable, in --data-dir), memory, or redis / nats (shared by several hubs)")
+	fs.StringVar(&c.redisURL, "redis-url", "redis://127.0.0.1:6379/0", "Redis of --store redis (redis:// or rediss:// URL)")
+	fs.StringVar(&c.redisPrefix, "redis-prefix", "herald", "key prefix of --store redis (every hub sharing a history uses the same)")
+	fs.StringVar(&c.natsURL, "nats-url", "nats://127.0.0.1:4222", "NATS server(s) of --store nats (comma-separated URLs)")
+	fs.StringVar(&c.natsStream, "nats-stream", "HERALD", "JetStream stream of --store nats (every hub sharing a history uses the same)")
+	fs.StringVar(&c.natsSubject, "nats-subject", "herald.updates", "subject prefix of --store nats")
+	fs.IntVar(&c.natsReplicas, "nats-replicas", 1, "stream replicas of --store nats")
 	fs.StringVar(&c.dataDir, "data-dir", "herald-data", "directory of the durable history (relative to the working directory)")
 	fs.IntVar(&c.history, "history", 100_000, "updates kept in history for replay")
 	fs.DurationVar(&c.historyAge, "history-age", 7*24*time.Hour, "updates older than this are dropped from history (0: no age limit)")
@@ -110,27 +117,6 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 	return nil, fmt.Errorf("--log-format %q: want text or json", format)
 }
 
-func openStore(c serveConfig, logger *slog.Logger) (store.Store, error) {
-	if c.history <= 0 {
-		return nil, &exitError{2, fmt.Errorf("--history must be positive, got %d", c.history)}
-	}
-	switch c.storeKind {
-	case "memory":
-		return memstore.New(memstore.Config{MaxLen: c.history, MaxAge: c.historyAge}), nil
-	case "bolt":
-		if err := os.MkdirAll(c.dataDir, 0o700); err != nil {
-			return nil, fmt.Errorf("data dir: %w", err)
-		}
-		path := filepath.Join(c.dataDir, "history.db")
-		st, err := boltstore.Open(path, boltstore.Config{MaxLen: c.history, MaxAge: c.historyAge, Logger: logger})
-		if err != nil {
-			return nil, err
-		}
-		return st, nil
-	}
-	return nil, &exitError{2, fmt.Errorf("--store %q: want bolt or memory", c.storeKind)}
-}
-
 func serve(ctx context.Context, c serveConfig, logger *slog.Logger, stdout io.Writer) error {
 	pubKey := []byte(c.publisherKey)
 	if len(pubKey) == 0 && !c.publishAnon {
@@ -149,11 +135,11 @@ func serve(ctx context.Context, c serveConfig, logger *slog.Logger, stdout io.Wr
 	}
 
 	uuid.EnableRandPool() // update ids: one crypto/rand read per 16 ids, not per id
-	st, err := openStore(c, logger)
+	st, closeStore, err := openStore(ctx, c, logger)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
+	defer closeStore()
 	b, err := broker.New(st, broker.Config{
 		Logger:     logger,
 		Heartbeat:  disableIfZero(c.heartbeat),
