@@ -16,6 +16,10 @@ import (
 // ErrShutdown is returned by Subscribe and Publish once Shutdown has begun.
 var ErrShutdown = errors.New("broker: shut down")
 
+// ErrTooManySubscribers is returned by Subscribe when Config.MaxSubscribers
+// streams are already open.
+var ErrTooManySubscribers = errors.New("broker: too many subscribers")
+
 // ErrSlowConsumer is the reason a subscriber is disconnected when its backlog
 // passes Config.MaxPending. The client reconnects with its Last-Event-ID and
 // is replayed from the log.
@@ -49,6 +53,10 @@ type Config struct {
 	// Writers is the number of writer goroutines of the parked-connection
 	// pool. Zero means runtime.GOMAXPROCS(0).
 	Writers int
+	// MaxSubscribers caps the open streams; Subscribe answers 503 beyond
+	// it, so a hub near its file-descriptor limit refuses cleanly instead
+	// of failing to accept. Zero means no limit.
+	MaxSubscribers int
 	// IOUring submits each writer's batch of sends to the kernel in one
 	// io_uring_enter call instead of one sendmsg per connection. Where the
 	// kernel refuses io_uring (often in containers) the pool logs it and
@@ -78,8 +86,8 @@ func (c *Config) setDefaults() error {
 	if c.ReplayBatch == 0 {
 		c.ReplayBatch = 256
 	}
-	if c.ReplayBatch < 0 || c.Writers < 0 {
-		return errors.New("broker: negative ReplayBatch or Writers")
+	if c.ReplayBatch < 0 || c.Writers < 0 || c.MaxSubscribers < 0 {
+		return errors.New("broker: negative ReplayBatch, Writers or MaxSubscribers")
 	}
 	return nil
 }
@@ -310,6 +318,9 @@ func (b *Broker) register(s *subscriber, from uint64) (uint64, error) {
 	defer b.mu.Unlock()
 	if b.closed {
 		return 0, ErrShutdown
+	}
+	if b.cfg.MaxSubscribers > 0 && len(b.subs) >= b.cfg.MaxSubscribers {
+		return 0, ErrTooManySubscribers
 	}
 	b.subWG.Add(1)
 	b.subs[s] = struct{}{}

@@ -517,3 +517,19 @@ func TestMatcher(t *testing.T) {
 		}
 	}
 }
+
+func TestMaxSubscribers(t *testing.T) {
+	e := newEnv(t, broker.Config{MaxSubscribers: 2})
+	e.subscribe("topic=a", nil)
+	e.subscribe("topic=b", nil)
+	waitSubscribers(t, e.b, 2)
+	resp, err := http.Get(e.srv.URL + "/?topic=c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("third subscriber: %d (Retry-After %q) %q, want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"), body)
+	}
+}

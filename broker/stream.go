@@ -57,7 +57,12 @@ func (b *Broker) Subscribe(w http.ResponseWriter, r *http.Request, sub Subscript
 	s := newSubscriber(b, topics, private)
 	until, err := b.register(s, from)
 	if err != nil {
-		http.Error(w, "shutting down", http.StatusServiceUnavailable)
+		reason := "shutting down"
+		if errors.Is(err, ErrTooManySubscribers) {
+			reason = "too many subscribers, retry later"
+			w.Header().Set("Retry-After", "5")
+		}
+		http.Error(w, reason, http.StatusServiceUnavailable)
 		return err
 	}
 	defer b.subWG.Done()

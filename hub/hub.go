@@ -24,6 +24,10 @@ const HealthPath = "/healthz"
 // is zero.
 const DefaultMaxBodyBytes = 1 << 20
 
+// DefaultMaxTopics is the limit of topic selectors in one subscription
+// request when [Config.MaxTopics] is zero.
+const DefaultMaxTopics = 100
+
 // Config configures a [Hub]. The zero value is valid: it serves anonymous
 // subscribers public updates and refuses every publication.
 type Config struct {
@@ -47,6 +51,9 @@ type Config struct {
 	// MaxBodyBytes limits the size of a publish request body; larger
 	// bodies are refused with 413. Zero means [DefaultMaxBodyBytes] (1 MiB).
 	MaxBodyBytes int64
+	// MaxTopics limits the topic selectors of one subscription request;
+	// more are refused with 400. Zero means [DefaultMaxTopics].
+	MaxTopics int
 	// CORSOrigins are the exact origins ("https://app.example.com", scheme,
 	// host and optional port) whose browser pages may subscribe and publish
 	// cross-origin, with credentials (cookies). Nil allows no cross-origin
@@ -69,6 +76,7 @@ type Hub struct {
 	origins  map[string]bool
 	csrf     *http.CrossOriginProtection
 	maxBody  int64
+	maxTopic int
 	log      *slog.Logger
 	reqToken bool
 	anonPub  bool
@@ -85,6 +93,7 @@ func New(b *broker.Broker, cfg Config) (*Hub, error) {
 		origins:  make(map[string]bool, len(cfg.CORSOrigins)),
 		csrf:     http.NewCrossOriginProtection(),
 		maxBody:  cfg.MaxBodyBytes,
+		maxTopic: cfg.MaxTopics,
 		log:      cfg.Logger,
 		reqToken: cfg.RequireSubscriberToken,
 		anonPub:  cfg.PublishAnonymous,
@@ -97,6 +106,12 @@ func New(b *broker.Broker, cfg Config) (*Hub, error) {
 		h.maxBody = DefaultMaxBodyBytes
 	case h.maxBody < 0:
 		return nil, fmt.Errorf("hub: negative MaxBodyBytes %d", h.maxBody)
+	}
+	switch {
+	case h.maxTopic == 0:
+		h.maxTopic = DefaultMaxTopics
+	case h.maxTopic < 0:
+		return nil, fmt.Errorf("hub: negative MaxTopics %d", h.maxTopic)
 	}
 	var err error
 	if len(cfg.PublisherKey) > 0 {

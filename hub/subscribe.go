@@ -23,6 +23,10 @@ func (h *Hub) subscribe(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusBadRequest, `missing "topic" query parameter`)
 		return
 	}
+	if len(topics) > h.maxTopic {
+		fail(w, http.StatusBadRequest, "too many topic selectors: %d, at most %d", len(topics), h.maxTopic)
+		return
+	}
 	for _, t := range topics {
 		if why := validTopic(t); why != "" {
 			fail(w, http.StatusBadRequest, "%s", why)

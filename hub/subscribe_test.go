@@ -37,6 +37,7 @@ func TestSubscribeRejected(t *testing.T) {
 		{name: "no topic", query: "", code: 400, reason: `missing "topic" query parameter`},
 		{name: "other parameters only", query: "lastEventID=x&match=y", code: 400, reason: `missing "topic" query parameter`},
 		{name: "empty topic", query: "topic=", code: 400, reason: "empty topic"},
+		{name: "too many topics", query: "topic=t" + strings.Repeat("&topic=t", hub.DefaultMaxTopics), code: 400, reason: "too many topic selectors: 101, at most 100"},
 		{name: "topic with control", query: "topic=a%0Db", code: 400, reason: `topic "a\rb" contains a control character`},
 		{name: "topic not UTF-8", query: "topic=%FF", code: 400, reason: `topic "\xff" is not valid UTF-8`},
 		{name: "bad template", query: "topic=https://example.com/{id", code: 400},

@@ -38,6 +38,8 @@ type serveConfig struct {
 	retry           time.Duration
 	maxBody         int64
 	maxPending      int
+	maxSubscribers  int
+	maxTopics       int
 	corsOrigins     csvFlag
 	logLevel        string
 	logFormat       string
@@ -74,6 +76,8 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.retry, "retry", 2*time.Second, "reconnection time sent to clients as retry: (0: none)")
 	fs.Int64Var(&c.maxBody, "max-body", 1<<20, "largest publish request body in bytes")
 	fs.IntVar(&c.maxPending, "max-pending", 1<<20, "bytes a subscriber may fall behind before it is disconnected")
+	fs.IntVar(&c.maxSubscribers, "max-subscribers", 0, "open streams beyond which subscribers get 503 (0: no limit)")
+	fs.IntVar(&c.maxTopics, "max-topics", 100, "topic selectors allowed in one subscription request")
 	fs.Var(&c.corsOrigins, "cors-origins", "origins allowed to subscribe and publish cross-origin, with credentials (repeatable or comma-separated)")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
@@ -141,12 +145,13 @@ func serve(ctx context.Context, c serveConfig, logger *slog.Logger, stdout io.Wr
 	}
 	defer closeStore()
 	b, err := broker.New(st, broker.Config{
-		Logger:     logger,
-		Heartbeat:  disableIfZero(c.heartbeat),
-		Retry:      disableIfZero(c.retry),
-		MaxPending: c.maxPending,
-		NoPark:     c.noPark,
-		IOUring:    c.ioUring,
+		Logger:         logger,
+		Heartbeat:      disableIfZero(c.heartbeat),
+		Retry:          disableIfZero(c.retry),
+		MaxPending:     c.maxPending,
+		MaxSubscribers: c.maxSubscribers,
+		NoPark:         c.noPark,
+		IOUring:        c.ioUring,
 	})
 	if err != nil {
 		return err
@@ -157,6 +162,7 @@ func serve(ctx context.Context, c serveConfig, logger *slog.Logger, stdout io.Wr
 		RequireSubscriberToken: c.requireSubToken,
 		PublishAnonymous:       c.publishAnon,
 		MaxBodyBytes:           c.maxBody,
+		MaxTopics:              c.maxTopics,
 		CORSOrigins:            c.corsOrigins,
 		Logger:                 logger,
 	})
