@@ -113,7 +113,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		sourceIPs                 string
 		idle, asJSON, quiet       bool
 	)
-	fs.StringVar(&cfg.SubURL, "sub-url", "http://127.0.0.1:8080/.well-known/mercure?topic=bench", "subscribe `URL` (http only)")
+	fs.StringVar(&cfg.SubURL, "sub-url", "http://127.0.0.1:8080/.well-known/mercure?topic=bench", "subscribe `URL` (http only); with --idle, {{n}} in it becomes each connection's number (one topic per subscriber)")
 	fs.StringVar(&cfg.PubURL, "pub-url", "http://127.0.0.1:8080/.well-known/mercure", "publish `URL`")
 	fs.StringVar(&cfg.PubBody, "pub-body", loadgen.DefaultPubBody, "publish body `template`; {{payload}} is replaced by the event payload")
 	fs.Var(&header, "header", "`K: V` header for subscribe and publish requests (repeatable)")

@@ -14,6 +14,11 @@ import (
 // PayloadPlaceholder is replaced in [Config.PubBody] by each event's payload.
 const PayloadPlaceholder = "{{payload}}"
 
+// ConnPlaceholder is replaced in an idle run's [Config.SubURL] by each
+// connection's number (0, 1, ...): ?topic=t-{{n}} gives every subscriber
+// its own topic.
+const ConnPlaceholder = "{{n}}"
+
 // DefaultPubBody is the publish body used when [Config.PubBody] is empty: a
 // Mercure publish form for the topic "bench".
 const DefaultPubBody = "topic=bench&data=" + PayloadPlaceholder
@@ -23,7 +28,9 @@ const DefaultPubBody = "topic=bench&data=" + PayloadPlaceholder
 type Config struct {
 	// SubURL is the subscribe URL, for example
 	// http://127.0.0.1:8080/.well-known/mercure?topic=bench. Only http URLs
-	// are supported: subscribers speak raw HTTP/1.1. Required.
+	// are supported: subscribers speak raw HTTP/1.1. Required. In idle runs
+	// (no PubURL) it may contain ConnPlaceholder, replaced by each
+	// connection's number, to spread the subscribers over many topics.
 	SubURL string
 
 	// PubURL is the publish URL, for example
@@ -160,6 +167,9 @@ func (cfg Config) normalize() (Config, *url.URL, error) {
 	}
 	if u.Host == "" {
 		return cfg, nil, fmt.Errorf("loadgen: subscribe url %q: no host", cfg.SubURL)
+	}
+	if strings.Contains(cfg.SubURL, ConnPlaceholder) && cfg.PubURL != "" {
+		return cfg, nil, fmt.Errorf("loadgen: subscribe url %q: %s (one topic per connection) is for idle runs only", cfg.SubURL, ConnPlaceholder)
 	}
 	if cfg.PubURL != "" {
 		pu, err := url.Parse(cfg.PubURL)

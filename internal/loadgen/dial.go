@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -20,7 +21,7 @@ const maxHead = 8 << 10
 // request and a minimal parse of the response head.
 type subDialer struct {
 	addr    string
-	req     []byte // the request, the same for every connection
+	req     []byte // the request; ConnPlaceholder in it becomes the connection's number
 	srcs    []netip.Addr
 	timeout time.Duration
 }
@@ -60,7 +61,7 @@ func (d *subDialer) open(ctx context.Context, i int, buf []byte) (net.Conn, stre
 	if err != nil {
 		return nil, stream{}, err
 	}
-	s, err := d.handshake(nc, buf)
+	s, err := d.handshake(nc, i, buf)
 	if err != nil {
 		nc.Close()
 		return nil, stream{}, err
@@ -68,11 +69,17 @@ func (d *subDialer) open(ctx context.Context, i int, buf []byte) (net.Conn, stre
 	return nc, s, nil
 }
 
-func (d *subDialer) handshake(nc net.Conn, buf []byte) (stream, error) {
+var connPlaceholder = []byte(ConnPlaceholder)
+
+func (d *subDialer) handshake(nc net.Conn, i int, buf []byte) (stream, error) {
 	if err := nc.SetDeadline(time.Now().Add(d.timeout)); err != nil {
 		return stream{}, err
 	}
-	if _, err := nc.Write(d.req); err != nil {
+	req := d.req
+	if i >= 0 && bytes.Contains(req, connPlaceholder) {
+		req = bytes.ReplaceAll(req, connPlaceholder, strconv.AppendInt(nil, int64(i), 10))
+	}
+	if _, err := nc.Write(req); err != nil {
 		return stream{}, err
 	}
 	n := 0

@@ -490,3 +490,38 @@ func TestRunCanceled(t *testing.T) {
 		t.Errorf("Run(canceled): Connected, Published, Received = %d, %d, %d, want 5 and partial figures", res.Connected, res.Published, res.Received)
 	}
 }
+
+// TestIdleConnPlaceholder checks that {{n}} in an idle run's subscribe URL
+// gives every connection its own topic, and is refused when publishing.
+func TestIdleConnPlaceholder(t *testing.T) {
+	var mu sync.Mutex
+	topics := map[string]bool{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		topics[r.URL.Query().Get("topic")] = true
+		mu.Unlock()
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.WriteHeader(http.StatusOK)
+		http.NewResponseController(w).Flush()
+		<-r.Context().Done()
+	}))
+	defer srv.Close()
+	_, err := loadgen.Run(t.Context(), loadgen.Config{
+		SubURL:      srv.URL + "/?topic=t-{{n}}",
+		Subscribers: 20,
+		Duration:    100 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for i := range 20 {
+		if !topics[fmt.Sprintf("t-%d", i)] {
+			t.Errorf("no subscriber asked for topic t-%d; got %v", i, topics)
+		}
+	}
+	if _, err := loadgen.Run(t.Context(), loadgen.Config{SubURL: srv.URL + "/?topic=t-{{n}}", PubURL: srv.URL}); err == nil {
+		t.Error("Run with {{n}} and a publish URL = nil error, want an error")
+	}
+}
