@@ -62,6 +62,15 @@ type Config struct {
 	// kernel refuses io_uring (often in containers) the pool logs it and
 	// falls back to sendmsg.
 	IOUring bool
+	// OnSubscription, if set, is called once when a stream starts (after it
+	// is registered, so [Broker.Subscriptions] already lists it) with
+	// Active true, and once when it ends with Active false; the start is
+	// always reported before the end. It is called from whatever goroutine
+	// starts or ends the stream, including the parked-connection writers,
+	// so it MUST NOT block: no I/O, no long locks, no unbuffered channel
+	// sends. Hand the event to a goroutine of your own without waiting.
+	// Nil means no callback.
+	OnSubscription func(Presence)
 }
 
 func (c *Config) setDefaults() error {
@@ -108,6 +117,30 @@ type Subscription struct {
 	// subscriber's token). Nil means the subscriber receives public updates
 	// only.
 	Private []string
+	// Subscriber identifies the subscriber in [Presence] events and
+	// [Broker.Subscriptions] (the Mercure hub sets it from the token's "sub"
+	// claim, or generates a "urn:uuid:..." id). The broker does not
+	// interpret it; empty is allowed.
+	Subscriber string
+	// Payload is free-form data about the subscriber (the Mercure hub sets
+	// it from the token's payload), reported as is in [Presence] events. The
+	// broker does not interpret it; nil means none.
+	Payload any
+}
+
+// Presence describes a stream that started or ended: see
+// [Config.OnSubscription] and [Broker.Subscriptions].
+type Presence struct {
+	// Subscriber is the [Subscription.Subscriber] of the stream.
+	Subscriber string
+	// Topics are the stream's topic selectors, as given in
+	// [Subscription.Topics]. They are shared with the broker: do not modify
+	// them.
+	Topics []string
+	// Payload is the [Subscription.Payload] of the stream.
+	Payload any
+	// Active is true while the stream is open, false once it has ended.
+	Active bool
 }
 
 // Broker fans updates out from a store to subscribers.
@@ -339,10 +372,13 @@ func (b *Broker) register(s *subscriber, from uint64) (uint64, error) {
 	return b.dispatched, nil
 }
 
+// unregister removes s from the index and reports its end to
+// Config.OnSubscription, once, whichever of the stream's paths calls it
+// first.
 func (b *Broker) unregister(s *subscriber) {
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	if _, ok := b.subs[s]; !ok {
+		b.mu.Unlock()
 		return
 	}
 	delete(b.subs, s)
@@ -354,6 +390,40 @@ func (b *Broker) unregister(s *subscriber) {
 		}
 	}
 	delete(b.wild, s)
+	b.mu.Unlock()
+	b.presence(s, false)
+}
+
+// presence reports the start or end of s to Config.OnSubscription.
+func (b *Broker) presence(s *subscriber, active bool) {
+	if b.cfg.OnSubscription != nil {
+		b.cfg.OnSubscription(s.presence(active))
+	}
+}
+
+// Subscriptions returns a snapshot of the open streams, in no particular
+// order, every one with Active true. Safe for concurrent use; it holds the
+// broker's read lock while it copies, so it costs O(open streams).
+func (b *Broker) Subscriptions() []Presence {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	ps := make([]Presence, 0, len(b.subs))
+	for s := range b.subs {
+		ps = append(ps, s.presence(true))
+	}
+	return ps
+}
+
+// LastEventID returns the id of the newest update in the log, or "" when
+// the log is empty. Read it before [Broker.Subscriptions] to reconcile a
+// snapshot with a stream that replays from this id: any change after the
+// snapshot is then in the replay.
+func (b *Broker) LastEventID(ctx context.Context) (string, error) {
+	_, id, err := b.st.Last(ctx)
+	if err != nil {
+		return "", fmt.Errorf("broker: read log end: %w", err)
+	}
+	return id, nil
 }
 
 // heartbeats sends a comment to every stream that was idle for a whole

@@ -45,6 +45,13 @@
 // with the same semantics. Parked streams are close-delimited (Connection:
 // close), which every EventSource implementation accepts.
 //
+// # Presence
+//
+// [Config.OnSubscription] is told when each stream starts and ends, with the
+// [Subscription.Subscriber] and [Subscription.Payload] the caller attached,
+// and [Broker.Subscriptions] lists the open streams. The Mercure hub builds
+// its subscription events and subscriptions API on them.
+//
 // # Heartbeats and shutdown
 //
 // One shared ticker sends a comment to every stream that was idle for a

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/herald-sse/herald/store"
@@ -55,6 +56,7 @@ func (b *Broker) Subscribe(w http.ResponseWriter, r *http.Request, sub Subscript
 		}
 	}
 	s := newSubscriber(b, topics, private)
+	s.selectors, s.id, s.payload = slices.Clone(sub.Topics), sub.Subscriber, sub.Payload
 	until, err := b.register(s, from)
 	if err != nil {
 		reason := "shutting down"
@@ -66,6 +68,7 @@ func (b *Broker) Subscribe(w http.ResponseWriter, r *http.Request, sub Subscript
 		return err
 	}
 	defer b.subWG.Done()
+	b.presence(s, true) // before the stream can end: parked streams end on a writer goroutine
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no")

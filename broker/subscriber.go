@@ -21,6 +21,11 @@ type subscriber struct {
 	lastSeq uint64      // Seq of the last update matched or replayed; later ones only are delivered
 	busy    atomic.Bool // written since the last heartbeat tick
 
+	// What Presence reports; immutable.
+	selectors []string
+	id        string
+	payload   any
+
 	mu     sync.Mutex
 	queue  [][]byte
 	queued int           // bytes in queue
@@ -32,6 +37,11 @@ type subscriber struct {
 
 func newSubscriber(b *Broker, topics, private *Matcher) *subscriber {
 	return &subscriber{b: b, topics: topics, private: private}
+}
+
+// presence describes s for Config.OnSubscription and Subscriptions.
+func (s *subscriber) presence(active bool) Presence {
+	return Presence{Subscriber: s.id, Topics: s.selectors, Payload: s.payload, Active: active}
 }
 
 // enqueue queues buf for writing. It never blocks: when the backlog would

@@ -17,6 +17,9 @@
 //   - POST /.well-known/mercure publishes (see below).
 //   - OPTIONS /.well-known/mercure answers CORS preflight requests.
 //   - GET or HEAD /healthz answers 200 "ok".
+//   - GET /.well-known/mercure/subscriptions[/{topic}[/{subscriber}]]
+//     lists active subscriptions, when [Config.Subscriptions] is set (see
+//     below; 404 otherwise).
 //
 // Other methods on these paths get 405 with an Allow header; other paths
 // get 404.
@@ -62,6 +65,34 @@
 // Sec-Fetch-Site or Origin by [http.CrossOriginProtection]) is refused with
 // 403 unless that origin is listed in [Config.CORSOrigins], so a cookie
 // token cannot be used for cross-site request forgery.
+//
+// # Active subscriptions
+//
+// With [Config.Subscriptions], the hub implements Mercure's active
+// subscriptions. The broker reports every stream that starts or ends to
+// [Hub.OnSubscription] (wire it as [broker.Config.OnSubscription]); the
+// hub queues it without blocking (at most [MaxPendingPresence] waiting;
+// more are dropped and logged) and its own goroutine, stopped by
+// [Hub.Close], publishes one private update per topic selector of the
+// stream to /.well-known/mercure/subscriptions/{topic}/{subscriber}, whose
+// data is the JSON-LD document
+//
+//	{"@context":"https://mercure.rocks/","id":"<the topic>","type":"Subscription",
+//	 "subscriber":"...","topic":"...","active":true,"payload":...}
+//
+// The subscriber is the token's "sub" claim, else a generated
+// "urn:uuid:..."; payload is the token's mercure.payload, omitted when
+// absent. {topic} and {subscriber} are percent-encoded as RFC 6570 expands
+// a variable (everything but ALPHA, DIGIT, "-", ".", "_", "~"), so the
+// selector "/.well-known/mercure/subscriptions{/topic}{/subscriber}"
+// matches every event. GET on [SubscriptionsPath], on
+// [SubscriptionsPath]/{topic} and on [SubscriptionsPath]/{topic}/{subscriber}
+// answers application/ld+json: a "Subscriptions" collection (with
+// "lastEventID", the id of the newest update in the log or "earliest") or
+// one subscription (404 when it is not active). A request needs a
+// subscriber token whose mercure.subscribe selectors match the requested
+// path, in the same canonical encoding, as a topic: 401 without a valid
+// token, 403 when it does not match.
 //
 // Every error is answered with its status, Content-Type
 // "text/plain; charset=utf-8" and a one-line reason, and a rejected

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/herald-sse/herald/auth"
@@ -62,13 +63,22 @@ type Config struct {
 	CORSOrigins []string
 	// Logger receives the hub's logs. Nil discards them.
 	Logger *slog.Logger
+	// Subscriptions turns on Mercure's active subscriptions: a private
+	// subscription event is published to
+	// /.well-known/mercure/subscriptions/{topic}/{subscriber} when a
+	// subscription starts or ends, and GET [SubscriptionsPath] (and below
+	// it) lists the active ones. The broker must report its streams to
+	// [Hub.OnSubscription] (set [broker.Config.OnSubscription]), and the
+	// caller must call [Hub.Close]. False answers 404 on those paths and
+	// publishes nothing.
+	Subscriptions bool
 }
 
 // Hub is the Mercure HTTP handler. It is a plain [http.Handler]: mount it
-// at the root of a server (it serves [Path] and [HealthPath] and answers
-// 404 elsewhere) or route only those paths to it. A Hub is safe for
-// concurrent use. It does not own its broker: the caller shuts the broker
-// down.
+// at the root of a server (it serves [Path], [SubscriptionsPath] and
+// [HealthPath] and answers 404 elsewhere) or route only those paths to it.
+// A Hub is safe for concurrent use. It does not own its broker: the caller
+// shuts the broker down, after [Hub.Close].
 type Hub struct {
 	b        *broker.Broker
 	pub      *auth.Verifier // nil: no publisher key
@@ -80,10 +90,14 @@ type Hub struct {
 	log      *slog.Logger
 	reqToken bool
 	anonPub  bool
+
+	feed      *presenceFeed // nil unless Config.Subscriptions
+	closeOnce sync.Once
 }
 
 // New validates cfg and returns a hub that serves b. The hub keeps its own
-// copy of cfg.
+// copy of cfg. With [Config.Subscriptions] it starts the goroutine that
+// publishes subscription events, which [Hub.Close] stops.
 func New(b *broker.Broker, cfg Config) (*Hub, error) {
 	if b == nil {
 		return nil, errors.New("hub: nil broker")
@@ -140,6 +154,9 @@ func New(b *broker.Broker, cfg Config) (*Hub, error) {
 		}
 		h.origins[origin] = true
 	}
+	if cfg.Subscriptions {
+		h.feed = newPresenceFeed(h) // last: nothing can fail after it starts
+	}
 	return h, nil
 }
 
@@ -160,8 +177,8 @@ func parseOrigin(o string) (string, error) {
 	return strings.ToLower(u.Scheme + "://" + u.Host), nil
 }
 
-// ServeHTTP routes r to the subscribe, publish, preflight and health
-// handlers.
+// ServeHTTP routes r to the subscribe, publish, preflight, subscriptions
+// and health handlers.
 func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
 	case Path:
@@ -172,7 +189,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case http.MethodPost:
 			h.publish(w, r)
 		case http.MethodOptions:
-			h.preflight(w, r)
+			h.preflight(w, r, "GET, POST, OPTIONS", http.MethodGet, http.MethodPost)
 		default:
 			w.Header().Set("Allow", "GET, POST, OPTIONS")
 			fail(w, http.StatusMethodNotAllowed, "method %s not allowed", r.Method)
@@ -189,6 +206,10 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			_, _ = w.Write([]byte("ok"))
 		}
 	default:
+		if h.feed != nil && isSubscriptionsPath(r.URL.EscapedPath()) {
+			h.subscriptions(w, r)
+			return
+		}
 		fail(w, http.StatusNotFound, "not found")
 	}
 }
@@ -211,12 +232,13 @@ func (h *Hub) setCORS(w http.ResponseWriter, r *http.Request) {
 	hdr.Set("Access-Control-Expose-Headers", "Last-Event-ID")
 }
 
-// preflight answers OPTIONS: a CORS preflight from an allowed origin gets
-// 204 with the methods and headers a Mercure client uses; one from another
-// origin gets 403. A plain OPTIONS gets 204 with Allow.
-func (h *Hub) preflight(w http.ResponseWriter, r *http.Request) {
+// preflight answers OPTIONS: a CORS preflight from an allowed origin for
+// one of methods gets 204 with those methods and the headers a Mercure
+// client uses; one from another origin, or for another method, gets 403. A
+// plain OPTIONS gets 204 with Allow set to allow.
+func (h *Hub) preflight(w http.ResponseWriter, r *http.Request, allow string, methods ...string) {
 	hdr := w.Header()
-	hdr.Set("Allow", "GET, POST, OPTIONS")
+	hdr.Set("Allow", allow)
 	reqMethod := r.Header.Get("Access-Control-Request-Method")
 	if r.Header.Get("Origin") == "" || reqMethod == "" {
 		w.WriteHeader(http.StatusNoContent)
@@ -228,11 +250,11 @@ func (h *Hub) preflight(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusForbidden, "origin %q not allowed", r.Header.Get("Origin"))
 		return
 	}
-	if reqMethod != http.MethodGet && reqMethod != http.MethodPost {
+	if !slices.Contains(methods, reqMethod) {
 		fail(w, http.StatusForbidden, "method %q not allowed", reqMethod)
 		return
 	}
-	hdr.Set("Access-Control-Allow-Methods", "GET, POST")
+	hdr.Set("Access-Control-Allow-Methods", strings.Join(methods, ", "))
 	hdr.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, Last-Event-ID, Cache-Control")
 	hdr.Set("Access-Control-Max-Age", "600")
 	w.WriteHeader(http.StatusNoContent)

@@ -57,6 +57,12 @@ func (h *Hub) subscribe(w http.ResponseWriter, r *http.Request) {
 		}
 		sub.Private = claims.Subscribe
 	}
+	if h.feed != nil {
+		sub.Subscriber = subscriberID(claims)
+		if claims != nil {
+			sub.Payload = claims.Payload
+		}
+	}
 
 	if err := h.b.Subscribe(w, r, sub); err != nil {
 		h.log.Debug("hub: subscription ended", "err", err, "topics", topics)

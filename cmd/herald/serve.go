@@ -54,6 +54,7 @@ type serveConfig struct {
 	natsStream      string
 	natsSubject     string
 	natsReplicas    int
+	subscriptions   bool
 }
 
 func (c *serveConfig) flags(fs *flag.FlagSet) {
@@ -85,6 +86,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.noPark, "no-park", false, "serve every stream on its own goroutine (disables the epoll writer pool)")
 	fs.BoolVar(&c.noDashboard, "no-dashboard", false, "do not serve the dashboard at / and its stats stream at /dashboard/stats")
 	fs.BoolVar(&c.ioUring, "io-uring", true, "batch parked streams' writes with io_uring (falls back to sendmsg where the kernel refuses it)")
+	fs.BoolVar(&c.subscriptions, "subscriptions", false, "publish Mercure subscription events and serve the subscriptions API at /.well-known/mercure/subscriptions")
 	fs.StringVar(&c.debugAddr, "debug-addr", "", "if set, serve Go's /debug/pprof profiles on this separate address (keep it private, e.g. 127.0.0.1:6060)")
 }
 
@@ -144,6 +146,11 @@ func serve(ctx context.Context, c serveConfig, logger *slog.Logger, stdout io.Wr
 		return err
 	}
 	defer closeStore()
+	var h *hub.Hub // set before the server starts, so before any stream
+	var onSubscription func(broker.Presence)
+	if c.subscriptions {
+		onSubscription = func(p broker.Presence) { h.OnSubscription(p) }
+	}
 	b, err := broker.New(st, broker.Config{
 		Logger:         logger,
 		Heartbeat:      disableIfZero(c.heartbeat),
@@ -152,11 +159,12 @@ func serve(ctx context.Context, c serveConfig, logger *slog.Logger, stdout io.Wr
 		MaxSubscribers: c.maxSubscribers,
 		NoPark:         c.noPark,
 		IOUring:        c.ioUring,
+		OnSubscription: onSubscription,
 	})
 	if err != nil {
 		return err
 	}
-	h, err := hub.New(b, hub.Config{
+	h, err = hub.New(b, hub.Config{
 		PublisherKey:           pubKey,
 		SubscriberKey:          subKey,
 		RequireSubscriberToken: c.requireSubToken,
@@ -165,11 +173,13 @@ func serve(ctx context.Context, c serveConfig, logger *slog.Logger, stdout io.Wr
 		MaxTopics:              c.maxTopics,
 		CORSOrigins:            c.corsOrigins,
 		Logger:                 logger,
+		Subscriptions:          c.subscriptions,
 	})
 	if err != nil {
 		_ = b.Shutdown(context.Background())
 		return err
 	}
+	defer h.Close() // on early returns; the shutdown below closes it first
 
 	ln, err := net.Listen("tcp", c.addr)
 	if err != nil {
@@ -228,6 +238,7 @@ func serve(ctx context.Context, c serveConfig, logger *slog.Logger, stdout io.Wr
 		logger.Info("herald: shutting down")
 		sctx, cancel := context.WithTimeout(context.Background(), c.shutdownTimeout)
 		defer cancel()
+		_ = h.Close()           // stop publishing subscription events before the broker goes
 		err := b.Shutdown(sctx) // end the streams first, so srv.Shutdown does not wait on them
 		return errors.Join(err, srv.Shutdown(sctx))
 	})

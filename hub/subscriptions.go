@@ -1,0 +1,354 @@
+package hub
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/google/uuid"
+
+	"github.com/herald-sse/herald/auth"
+	"github.com/herald-sse/herald/broker"
+	"github.com/herald-sse/herald/store"
+)
+
+// SubscriptionsPath is the root of the subscriptions API, and the prefix of
+// the topics of subscription events, when [Config.Subscriptions] is set.
+const SubscriptionsPath = Path + "/subscriptions"
+
+// MaxPendingPresence is how many subscription starts and ends may wait to
+// be published as subscription events; beyond it they are dropped (and the
+// drops logged), so a burst of connections never blocks the streams.
+const MaxPendingPresence = 4096
+
+const (
+	jsonLDContext = "https://mercure.rocks/"
+	jsonLDType    = "application/ld+json"
+)
+
+// subscription is the JSON-LD document of one subscription, in events and
+// in the API.
+type subscription struct {
+	Context     string `json:"@context,omitempty"`
+	ID          string `json:"id"`
+	Type        string `json:"type"`
+	Subscriber  string `json:"subscriber"`
+	Topic       string `json:"topic"`
+	Active      bool   `json:"active"`
+	Payload     any    `json:"payload,omitempty"`
+	LastEventID string `json:"lastEventID,omitempty"`
+}
+
+// subscriptionCollection is the JSON-LD document of a list of
+// subscriptions.
+type subscriptionCollection struct {
+	Context       string         `json:"@context"`
+	ID            string         `json:"id"`
+	Type          string         `json:"type"`
+	LastEventID   string         `json:"lastEventID"`
+	Subscriptions []subscription `json:"subscriptions"`
+}
+
+// subscriptionURL is the id of the subscription of subscriber to topic, and
+// the topic of its events. Both variables are percent-encoded as RFC 6570
+// expands {var}: every byte but the unreserved characters, so that a
+// selector like "/.well-known/mercure/subscriptions{/topic}{/subscriber}"
+// matches every subscription ("urn:uuid:..." has colons, which
+// url.PathEscape would keep). An empty variable ends the path before it.
+func subscriptionURL(topic, subscriber string) string {
+	p := SubscriptionsPath
+	if topic == "" {
+		return p
+	}
+	p += "/" + escapeVar(topic)
+	if subscriber == "" {
+		return p
+	}
+	return p + "/" + escapeVar(subscriber)
+}
+
+// escapeVar percent-encodes every byte of s but ALPHA, DIGIT, "-", ".",
+// "_" and "~", with uppercase hex digits.
+func escapeVar(s string) string {
+	const hex = "0123456789ABCDEF"
+	var b strings.Builder
+	b.Grow(len(s) * 3)
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-', c == '.', c == '_', c == '~':
+			b.WriteByte(c)
+		default:
+			b.WriteByte('%')
+			b.WriteByte(hex[c>>4])
+			b.WriteByte(hex[c&15])
+		}
+	}
+	return b.String()
+}
+
+// newSubscription is the document of p's subscription to topic.
+func newSubscription(p broker.Presence, topic string) subscription {
+	return subscription{
+		ID:         subscriptionURL(topic, p.Subscriber),
+		Type:       "Subscription",
+		Subscriber: p.Subscriber,
+		Topic:      topic,
+		Active:     p.Active,
+		Payload:    p.Payload,
+	}
+}
+
+// subscriberID is the id of a new subscriber: its token's "sub" claim,
+// else a fresh "urn:uuid:..." id.
+func subscriberID(claims *auth.Claims) string {
+	if claims != nil && claims.Subject != "" {
+		return claims.Subject
+	}
+	return "urn:uuid:" + uuid.NewString()
+}
+
+// presenceFeed publishes the subscription events of one hub from its own
+// goroutine. Starts and ends are queued by OnSubscription without waiting
+// (the broker calls it from stream goroutines that must not block) in a
+// bounded queue; the goroutine publishes them in order.
+type presenceFeed struct {
+	h      *Hub
+	ctx    context.Context // canceled by close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	notify chan struct{} // cap 1: the queue is not empty
+	drops  atomic.Uint64 // events dropped since the last report
+
+	mu     sync.Mutex
+	queue  []broker.Presence
+	closed bool
+}
+
+func newPresenceFeed(h *Hub) *presenceFeed {
+	ctx, cancel := context.WithCancel(context.Background())
+	f := &presenceFeed{h: h, ctx: ctx, cancel: cancel, notify: make(chan struct{}, 1)}
+	f.wg.Go(f.run)
+	return f
+}
+
+// push queues p; it never blocks.
+func (f *presenceFeed) push(p broker.Presence) {
+	f.mu.Lock()
+	if f.closed {
+		f.mu.Unlock()
+		return
+	}
+	if len(f.queue) >= MaxPendingPresence {
+		f.mu.Unlock()
+		f.drops.Add(1)
+		return
+	}
+	f.queue = append(f.queue, p)
+	f.mu.Unlock()
+	select {
+	case f.notify <- struct{}{}:
+	default:
+	}
+}
+
+func (f *presenceFeed) run() {
+	var batch []broker.Presence
+	for {
+		select {
+		case <-f.ctx.Done():
+			return
+		case <-f.notify:
+		}
+		f.mu.Lock()
+		batch, f.queue = f.queue, batch[:0]
+		f.mu.Unlock()
+		for _, p := range batch {
+			if f.ctx.Err() != nil {
+				return
+			}
+			f.publish(p)
+		}
+		clear(batch)
+		if n := f.drops.Swap(0); n > 0 {
+			f.h.log.Warn("hub: subscription events dropped: too many subscriptions started or ended at once", "dropped", n)
+		}
+	}
+}
+
+// publish publishes one private update per topic selector of p.
+func (f *presenceFeed) publish(p broker.Presence) {
+	for _, topic := range p.Topics {
+		s := newSubscription(p, topic)
+		s.Context = jsonLDContext
+		data, err := json.Marshal(s)
+		if err != nil { // a payload decoded from JSON always encodes
+			f.h.log.Error("hub: encode subscription event", "id", s.ID, "err", err)
+			continue
+		}
+		_, err = f.h.b.Publish(f.ctx, store.Update{Topics: []string{s.ID}, Data: string(data), Private: true})
+		switch {
+		case err == nil:
+		case f.ctx.Err() != nil, errors.Is(err, broker.ErrShutdown), errors.Is(err, store.ErrClosed):
+			return
+		default:
+			f.h.log.Warn("hub: publish subscription event", "id", s.ID, "err", err)
+		}
+	}
+}
+
+// close stops the goroutine and waits for it; queued events are dropped.
+func (f *presenceFeed) close() {
+	f.mu.Lock()
+	f.closed = true
+	f.queue = nil
+	f.mu.Unlock()
+	f.cancel()
+	f.wg.Wait()
+}
+
+// OnSubscription queues the subscription event of p. It never blocks, so
+// it is fit for [broker.Config.OnSubscription]: give the broker a function
+// that calls it on the hub built over that broker. It does nothing on a nil
+// Hub, on a hub without [Config.Subscriptions], and after [Hub.Close].
+func (h *Hub) OnSubscription(p broker.Presence) {
+	if h == nil || h.feed == nil {
+		return
+	}
+	h.feed.push(p)
+}
+
+// Close stops the goroutine that publishes subscription events and waits
+// for it. Call it before shutting the broker down. Events still queued are
+// dropped. Close is idempotent; on a hub without [Config.Subscriptions] it
+// does nothing. It always returns nil.
+func (h *Hub) Close() error {
+	if h.feed != nil {
+		h.closeOnce.Do(h.feed.close)
+	}
+	return nil
+}
+
+// isSubscriptionsPath reports whether escapedPath is under SubscriptionsPath.
+func isSubscriptionsPath(escapedPath string) bool {
+	return escapedPath == SubscriptionsPath || strings.HasPrefix(escapedPath, SubscriptionsPath+"/")
+}
+
+// subscriptions serves the subscriptions API: the collection, the
+// subscriptions to one topic selector, and one subscription.
+func (h *Hub) subscriptions(w http.ResponseWriter, r *http.Request) {
+	h.setCORS(w, r)
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+	case http.MethodOptions:
+		h.preflight(w, r, "GET, HEAD, OPTIONS", http.MethodGet, http.MethodHead)
+		return
+	default:
+		w.Header().Set("Allow", "GET, HEAD, OPTIONS")
+		fail(w, http.StatusMethodNotAllowed, "method %s not allowed", r.Method)
+		return
+	}
+	var vars [2]string // topic, subscriber
+	if rest, ok := strings.CutPrefix(r.URL.EscapedPath(), SubscriptionsPath+"/"); ok {
+		segs := strings.Split(rest, "/")
+		if len(segs) > len(vars) {
+			fail(w, http.StatusNotFound, "not found")
+			return
+		}
+		for i, seg := range segs {
+			v, err := url.PathUnescape(seg)
+			if err != nil {
+				fail(w, http.StatusBadRequest, "malformed path segment %q", seg)
+				return
+			}
+			if v == "" {
+				fail(w, http.StatusNotFound, "not found")
+				return
+			}
+			vars[i] = v
+		}
+	}
+	topic, subscriber := vars[0], vars[1]
+	id := subscriptionURL(topic, subscriber) // the canonical form, as in events
+
+	claims, err := authenticate(h.sub, r, "subscriber")
+	switch {
+	case errors.Is(err, auth.ErrNoToken):
+		challenge(w, http.StatusUnauthorized, "", "missing access token")
+		return
+	case err != nil:
+		h.log.Debug("hub: subscriptions: token refused", "err", err)
+		challenge(w, http.StatusUnauthorized, "invalid_token", "%s", tokenReason(err))
+		return
+	}
+	m, err := broker.NewMatcher(claims.Subscribe)
+	if err != nil {
+		challenge(w, http.StatusUnauthorized, "invalid_token", "invalid access token: bad subscribe selector: %s", strings.TrimPrefix(err.Error(), "broker: "))
+		return
+	}
+	if !m.Match(id) {
+		challenge(w, http.StatusForbidden, "insufficient_scope", "not authorized to read %q", id)
+		return
+	}
+
+	// The log's end first, then the snapshot: a client that follows the
+	// events from lastEventID misses no change made after the snapshot.
+	last, err := h.b.LastEventID(r.Context())
+	if err != nil {
+		h.log.Error("hub: subscriptions", "err", err)
+		fail(w, http.StatusServiceUnavailable, "history unavailable")
+		return
+	}
+	if last == "" {
+		last = "earliest"
+	}
+	var subs []subscription
+	for _, p := range h.b.Subscriptions() {
+		for _, t := range p.Topics {
+			if (topic == "" || t == topic) && (subscriber == "" || p.Subscriber == subscriber) {
+				subs = append(subs, newSubscription(p, t))
+			}
+		}
+	}
+	slices.SortStableFunc(subs, func(a, b subscription) int { return cmp.Compare(a.ID, b.ID) })
+
+	var doc any
+	switch {
+	case subscriber != "":
+		if len(subs) == 0 {
+			fail(w, http.StatusNotFound, "no active subscription %q", id)
+			return
+		}
+		s := subs[0]
+		s.Context, s.LastEventID = jsonLDContext, last
+		doc = s
+	default:
+		if subs == nil {
+			subs = []subscription{} // "subscriptions": [], not null
+		}
+		doc = subscriptionCollection{
+			Context:       jsonLDContext,
+			ID:            id,
+			Type:          "Subscriptions",
+			LastEventID:   last,
+			Subscriptions: subs,
+		}
+	}
+	body, err := json.Marshal(doc)
+	if err != nil {
+		h.log.Error("hub: encode subscriptions", "err", err)
+		fail(w, http.StatusInternalServerError, "internal error")
+		return
+	}
+	hdr := w.Header()
+	hdr.Set("Content-Type", jsonLDType)
+	hdr.Set("Cache-Control", "no-cache")
+	_, _ = w.Write(body)
+}
