@@ -1,0 +1,3 @@
+module gosse
+
+go 1.26
