@@ -19,7 +19,8 @@ type subscriber struct {
 	topics  *Matcher
 	private *Matcher
 	lastSeq uint64      // Seq of the last update matched or replayed; later ones only are delivered
-	busy    atomic.Bool // written since the last heartbeat tick
+	busy    atomic.Bool // written since its heartbeat slot was last visited
+	slot    uint8       // heartbeat slot, set at registration
 
 	// What Presence reports; immutable.
 	selectors []string
