@@ -61,6 +61,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 
+	"github.com/herald-sse/herald/internal/record"
 	"github.com/herald-sse/herald/store"
 )
 
@@ -286,7 +287,7 @@ func check(db *bolt.DB, size int64) (err error) {
 				first = seq
 			}
 			n++
-			_, err := decodeRecord(seq, v)
+			_, err := record.Decode(seq, v)
 			return err
 		})
 		if err != nil {
@@ -378,7 +379,7 @@ func (s *Store) load() (err error) {
 		s.next = s.trimmed + 1
 		c := ups.Cursor()
 		if k, v := c.First(); k != nil {
-			if _, err := decodeRecord(binary.BigEndian.Uint64(k), v); err != nil {
+			if _, err := record.Decode(binary.BigEndian.Uint64(k), v); err != nil {
 				return err
 			}
 		}
@@ -386,7 +387,7 @@ func (s *Store) load() (err error) {
 			if len(k) != 8 {
 				return errors.New("corrupt key in updates")
 			}
-			u, err := decodeRecord(binary.BigEndian.Uint64(k), v)
+			u, err := record.Decode(binary.BigEndian.Uint64(k), v)
 			if err != nil {
 				return err
 			}
@@ -520,7 +521,7 @@ func (s *Store) commit(b *batch) {
 			buf = binary.BigEndian.AppendUint64(buf, next)
 			key := buf[start:len(buf):len(buf)]
 			start = len(buf)
-			buf = appendRecord(buf, c.u)
+			buf = record.Append(buf, c.u)
 			val := buf[start:len(buf):len(buf)]
 			if err := ups.Put(key, val); err != nil {
 				return err
@@ -577,7 +578,7 @@ func (s *Store) trim(ups, ids, meta *bolt.Bucket, count int, trimmed uint64, now
 		if k == nil {
 			break
 		}
-		t, id, err := recordTimeID(v)
+		t, id, err := record.TimeID(v)
 		if err != nil {
 			return 0, 0, fmt.Errorf("trim seq %d: %w", binary.BigEndian.Uint64(k), err)
 		}
@@ -616,7 +617,7 @@ func (s *Store) trimIdle() error {
 		if k == nil {
 			return nil
 		}
-		t, _, err := recordTimeID(v)
+		t, _, err := record.TimeID(v)
 		expired = err == nil && s.count > 1 && t.Before(cutoff)
 		return err
 	})
@@ -686,7 +687,7 @@ func (s *Store) Read(ctx context.Context, after uint64, limit int) ([]store.Upda
 		}
 		c := tx.Bucket(bucketUpdates).Cursor()
 		for k, v := c.Seek(seqKey(after + 1)); k != nil && len(out) < limit; k, v = c.Next() {
-			u, err := decodeRecord(binary.BigEndian.Uint64(k), v)
+			u, err := record.Decode(binary.BigEndian.Uint64(k), v)
 			if err != nil {
 				return err
 			}

@@ -1,8 +1,4 @@
 package natsstore
 
-// Exported for the external tests.
-var (
-	AppendRecord = appendRecord
-	DecodeRecord = decodeRecord
-	IDToken      = idToken
-)
+// IDToken is exported for the external tests.
+var IDToken = idToken

@@ -102,6 +102,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/herald-sse/herald/internal/record"
 	"github.com/herald-sse/herald/store"
 )
 
@@ -363,7 +364,7 @@ func (s *Store) Append(ctx context.Context, u store.Update) (store.Update, error
 		msg := &nats.Msg{
 			Subject: s.prefix + idToken(u.ID),
 			Header:  nats.Header{jetstream.ExpectedLastSubjSeqHeader: []string{"0"}},
-			Data:    appendRecord(make([]byte, 0, size), u),
+			Data:    record.Append(make([]byte, 0, size), u),
 		}
 		ack, err := s.js.PublishMsg(ctx, msg)
 		if isWrongLastSeq(err) || (err == nil && ack.Duplicate) {
@@ -407,7 +408,7 @@ func (s *Store) Lookup(ctx context.Context, id string) (uint64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("natsstore: lookup %q: %w", id, err)
 	}
-	u, err := decodeRecord(raw.Data, raw.Sequence)
+	u, err := record.Decode(raw.Sequence, raw.Data)
 	if err != nil {
 		return 0, fmt.Errorf("natsstore: lookup %q: %w", id, err)
 	}
@@ -468,7 +469,7 @@ func (s *Store) Read(ctx context.Context, after uint64, limit int) ([]store.Upda
 				}
 				continue
 			}
-			u, err := decodeRecord(m.Data, seq)
+			u, err := record.Decode(seq, m.Data)
 			if err != nil {
 				return nil, fmt.Errorf("natsstore: read after %d: %w", after, err)
 			}
@@ -623,7 +624,7 @@ func (s *Store) Last(ctx context.Context) (uint64, string, error) {
 		if msgs[0] == nil {
 			continue // trimmed by a concurrent append: look again
 		}
-		u, err := decodeRecord(msgs[0].Data, seq)
+		u, err := record.Decode(seq, msgs[0].Data)
 		if err != nil {
 			return 0, "", fmt.Errorf("natsstore: last: %w", err)
 		}
@@ -674,7 +675,7 @@ scan:
 		}
 		for _, m := range msgs {
 			if m != nil {
-				u, err := decodeRecord(m.Data, keep)
+				u, err := record.Decode(keep, m.Data)
 				if err != nil {
 					return err
 				}
