@@ -212,6 +212,7 @@ func serve(ctx context.Context, c serveConfig, logger *slog.Logger, stdout io.Wr
 	if c.debugAddr != "" {
 		dbg, dln, err := debugServer(c.debugAddr, logger)
 		if err != nil {
+			ln.Close()
 			_ = b.Shutdown(context.Background())
 			return err
 		}
