@@ -94,6 +94,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var c serveConfig
 	fs := flag.NewFlagSet("herald serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, "Usage: herald serve [flags]\n\n"+
+			"Runs the hub: Mercure publish and subscribe at /.well-known/mercure, the dashboard at /,\n"+
+			"/healthz, /readyz and /metrics. Every flag --foo-bar can also be set as HERALD_FOO_BAR.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
 	c.flags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
