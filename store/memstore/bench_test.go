@@ -6,19 +6,8 @@ import (
 
 	"github.com/herald-sse/herald/store"
 	"github.com/herald-sse/herald/store/memstore"
+	"github.com/herald-sse/herald/store/storetest"
 )
-
-func BenchmarkAppend(b *testing.B) {
-	s := memstore.New(memstore.Config{})
-	defer s.Close()
-	u := store.Update{Topics: []string{"https://example.com/books/1"}, Data: `{"price":42}`}
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := s.Append(b.Context(), u); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
 
 func BenchmarkAppendExplicitID(b *testing.B) {
 	s := memstore.New(memstore.Config{})
@@ -46,58 +35,11 @@ func BenchmarkAppendExplicitID(b *testing.B) {
 	}
 }
 
-func BenchmarkAppendParallel(b *testing.B) {
-	s := memstore.New(memstore.Config{})
-	defer s.Close()
-	b.ReportAllocs()
-	b.RunParallel(func(pb *testing.PB) {
-		u := store.Update{Topics: []string{"https://example.com/books/1"}, Data: `{"price":42}`}
-		for pb.Next() {
-			if _, err := s.Append(b.Context(), u); err != nil {
-				b.Error(err)
-				return
-			}
-		}
+// BenchmarkStore runs the benchmarks every store shares.
+func BenchmarkStore(b *testing.B) {
+	storetest.Benchmark(b, func(b *testing.B, maxLen int) store.Store {
+		s := memstore.New(memstore.Config{MaxLen: maxLen})
+		b.Cleanup(func() { s.Close() })
+		return s
 	})
-}
-
-func fill(b *testing.B, n int) (*memstore.Store, []store.Update) {
-	b.Helper()
-	s := memstore.New(memstore.Config{MaxLen: n})
-	us := make([]store.Update, n)
-	for i := range n {
-		u, err := s.Append(b.Context(), store.Update{Topics: []string{"t"}, Data: fmt.Sprint(i)})
-		if err != nil {
-			b.Fatal(err)
-		}
-		us[i] = u
-	}
-	return s, us
-}
-
-func BenchmarkRead100(b *testing.B) {
-	s, us := fill(b, memstore.DefaultMaxLen)
-	defer s.Close()
-	after := us[len(us)/2].Seq
-	b.ReportAllocs()
-	for b.Loop() {
-		got, err := s.Read(b.Context(), after, 100)
-		if err != nil || len(got) != 100 {
-			b.Fatalf("Read(%d, 100) = %d updates, %v", after, len(got), err)
-		}
-	}
-}
-
-func BenchmarkLookup(b *testing.B) {
-	s, us := fill(b, memstore.DefaultMaxLen)
-	defer s.Close()
-	b.ReportAllocs()
-	i := 0
-	for b.Loop() {
-		u := us[i%len(us)]
-		i++
-		if seq, err := s.Lookup(b.Context(), u.ID); err != nil || seq != u.Seq {
-			b.Fatalf("Lookup(%q) = %d, %v", u.ID, seq, err)
-		}
-	}
 }

@@ -8,35 +8,8 @@ import (
 
 	"github.com/herald-sse/herald/store"
 	"github.com/herald-sse/herald/store/natsstore"
+	"github.com/herald-sse/herald/store/storetest"
 )
-
-func BenchmarkAppend(b *testing.B) {
-	nc := connect(b)
-	s := open(b, nc, newStream(b, nc, natsstore.Config{}))
-	u := store.Update{Topics: []string{"https://example.com/books/1"}, Data: `{"price":42}`}
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := s.Append(b.Context(), u); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
-func BenchmarkAppendParallel(b *testing.B) {
-	nc := connect(b)
-	s := open(b, nc, newStream(b, nc, natsstore.Config{}))
-	b.ReportAllocs()
-	b.SetParallelism(4)
-	b.RunParallel(func(pb *testing.PB) {
-		u := store.Update{Topics: []string{"https://example.com/books/1"}, Data: `{"price":42}`}
-		for pb.Next() {
-			if _, err := s.Append(b.Context(), u); err != nil {
-				b.Error(err)
-				return
-			}
-		}
-	})
-}
 
 // fill returns a store holding n updates.
 func fill(b *testing.B, n int) (*natsstore.Store, natsstore.Config, []store.Update) {
@@ -53,18 +26,6 @@ func fill(b *testing.B, n int) (*natsstore.Store, natsstore.Config, []store.Upda
 		us[i] = u
 	}
 	return s, cfg, us
-}
-
-func BenchmarkRead100(b *testing.B) {
-	s, _, us := fill(b, 1000)
-	after := us[len(us)/2].Seq
-	b.ReportAllocs()
-	for b.Loop() {
-		got, err := s.Read(b.Context(), after, 100)
-		if err != nil || len(got) != 100 {
-			b.Fatalf("Read(%d, 100) = %d updates, %v", after, len(got), err)
-		}
-	}
 }
 
 // BenchmarkRead1 is the live tail: one new update after a Wait.
@@ -100,19 +61,6 @@ func BenchmarkGetMsgSequential100(b *testing.B) {
 			if _, err := st.GetMsg(b.Context(), seq); err != nil {
 				b.Fatalf("GetMsg(%d) = %v", seq, err)
 			}
-		}
-	}
-}
-
-func BenchmarkLookup(b *testing.B) {
-	s, _, us := fill(b, 1000)
-	b.ReportAllocs()
-	i := 0
-	for b.Loop() {
-		u := us[i%len(us)]
-		i++
-		if seq, err := s.Lookup(b.Context(), u.ID); err != nil || seq != u.Seq {
-			b.Fatalf("Lookup(%q) = %d, %v", u.ID, seq, err)
 		}
 	}
 }
@@ -162,4 +110,12 @@ func BenchmarkOrderedConsumerFetch100(b *testing.B) {
 			b.Fatalf("Fetch(100) = %d messages, %v", n, batch.Error())
 		}
 	}
+}
+
+// BenchmarkStore runs the benchmarks every store shares.
+func BenchmarkStore(b *testing.B) {
+	storetest.Benchmark(b, func(b *testing.B, maxLen int) store.Store {
+		nc := connect(b)
+		return open(b, nc, newStream(b, nc, natsstore.Config{MaxLen: maxLen}))
+	})
 }
