@@ -62,6 +62,7 @@ import (
 	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/herald-sse/herald/internal/record"
+	"github.com/herald-sse/herald/internal/seqwait"
 	"github.com/herald-sse/herald/store"
 )
 
@@ -126,6 +127,8 @@ type Store struct {
 
 	// last is the Seq of the newest committed update.
 	last atomic.Uint64
+	// wait follows last for Wait: advanced after each commit.
+	wait seqwait.Waiter
 	// closed is set by Close before anything else.
 	closed atomic.Bool
 
@@ -134,10 +137,6 @@ type Store struct {
 	cur *batch
 	// lastID is the id of the update with Seq last.
 	lastID string
-	// notify is closed and replaced after a commit when waited is set, so
-	// that one close wakes every Wait; Close closes it for good.
-	notify chan struct{}
-	waited bool
 
 	wake      chan struct{} // size 1: cur is not empty, or Close was called
 	done      chan struct{} // closed when the writer exits
@@ -208,13 +207,13 @@ func Open(path string, cfg Config) (*Store, error) {
 		log:    log,
 		path:   path,
 		cur:    &batch{done: make(chan struct{})},
-		notify: make(chan struct{}),
 		wake:   make(chan struct{}, 1),
 		done:   make(chan struct{}),
 	}
 	if err := s.load(); err != nil {
 		return nil, errors.Join(fmt.Errorf("boltstore: open %s: %w", path, err), db.Close())
 	}
+	s.wait.Advance(s.last.Load())
 	log.Info("boltstore: opened", "path", path, "updates", s.count, "last", s.last.Load(),
 		"trimmed", s.trimmed, "max_len", cfg.MaxLen, "max_age", cfg.MaxAge)
 	go s.run()
@@ -551,13 +550,8 @@ func (s *Store) commit(b *batch) {
 	s.mu.Lock()
 	s.last.Store(next - 1)
 	s.lastID = lastID
-	// After Close, notify is closed for good and Wait no longer waits.
-	if s.waited && !s.closed.Load() {
-		s.waited = false
-		close(s.notify)
-		s.notify = make(chan struct{})
-	}
 	s.mu.Unlock()
+	s.wait.Advance(next - 1)
 }
 
 // trim deletes the oldest updates beyond cfg.MaxLen or older than cfg.MaxAge
@@ -704,26 +698,11 @@ func (s *Store) Read(ctx context.Context, after uint64, limit int) ([]store.Upda
 // Wait blocks until an update with Seq > after is committed, ctx is done or
 // the store is closed.
 func (s *Store) Wait(ctx context.Context, after uint64) error {
-	for {
-		s.mu.Lock()
-		closed, ch := s.closed.Load(), s.notify
-		ready := s.last.Load() > after
-		if !closed && !ready {
-			s.waited = true
-		}
-		s.mu.Unlock()
-		switch {
-		case closed:
-			return fmt.Errorf("boltstore: wait: %w", store.ErrClosed)
-		case ready:
-			return nil
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+	err := s.wait.Wait(ctx, after)
+	if errors.Is(err, store.ErrClosed) {
+		return fmt.Errorf("boltstore: wait: %w", err)
 	}
+	return err
 }
 
 // Last returns the Seq and ID of the newest update, or 0 and "" when the
@@ -744,9 +723,8 @@ func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		s.mu.Lock()
 		s.closed.Store(true)
-		s.waited = false
-		close(s.notify)
 		s.mu.Unlock()
+		s.wait.Close()
 		select {
 		case s.wake <- struct{}{}:
 		default:

@@ -8,12 +8,13 @@ package memstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
+	"github.com/herald-sse/herald/internal/seqwait"
 	"github.com/herald-sse/herald/store"
 )
 
@@ -50,10 +51,7 @@ type Store struct {
 	last   uint64
 	ids    map[string]uint64
 	closed bool
-	// notify is closed and replaced by Append when waited is set, so that
-	// one close wakes every Wait.
-	notify chan struct{}
-	waited atomic.Bool
+	wait   seqwait.Waiter // advanced by Append; wakes every Wait
 }
 
 var _ store.Store = (*Store)(nil)
@@ -68,10 +66,9 @@ func New(cfg Config) *Store {
 		cfg.MaxLen = DefaultMaxLen
 	}
 	return &Store{
-		cfg:    cfg,
-		buf:    make([]store.Update, min(cfg.MaxLen, 64)),
-		ids:    make(map[string]uint64),
-		notify: make(chan struct{}),
+		cfg: cfg,
+		buf: make([]store.Update, min(cfg.MaxLen, 64)),
+		ids: make(map[string]uint64),
 	}
 }
 
@@ -122,10 +119,7 @@ func (s *Store) Append(ctx context.Context, u store.Update) (store.Update, error
 	s.buf[(s.head+s.n)%len(s.buf)] = u
 	s.n++
 	s.ids[u.ID] = u.Seq
-	if s.waited.Swap(false) {
-		close(s.notify)
-		s.notify = make(chan struct{})
-	}
+	s.wait.Advance(u.Seq)
 	return u, nil
 }
 
@@ -191,25 +185,11 @@ func (s *Store) Read(ctx context.Context, after uint64, limit int) ([]store.Upda
 // Wait blocks until an update with Seq > after is stored, ctx is done or
 // the store is closed.
 func (s *Store) Wait(ctx context.Context, after uint64) error {
-	for {
-		s.mu.RLock()
-		closed, last, ch := s.closed, s.last, s.notify
-		if !closed && last <= after {
-			s.waited.Store(true)
-		}
-		s.mu.RUnlock()
-		switch {
-		case closed:
-			return fmt.Errorf("memstore: wait: %w", store.ErrClosed)
-		case last > after:
-			return nil
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+	err := s.wait.Wait(ctx, after)
+	if errors.Is(err, store.ErrClosed) {
+		return fmt.Errorf("memstore: wait: %w", err)
 	}
+	return err
 }
 
 // Last returns the Seq and ID of the newest update, or 0 and "" when the
@@ -235,7 +215,7 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.closed = true
-	close(s.notify)
+	s.wait.Close()
 	s.buf, s.ids, s.n, s.head = nil, nil, 0, 0
 	return nil
 }

@@ -103,6 +103,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/herald-sse/herald/internal/record"
+	"github.com/herald-sse/herald/internal/seqwait"
 	"github.com/herald-sse/herald/store"
 )
 
@@ -171,15 +172,12 @@ type Store struct {
 	pmu         sync.Mutex // guards pending; never held with mu
 	pending     map[uint64]chan *nats.Msg
 
-	// last is the highest Seq known to be stored. It only grows.
-	last atomic.Uint64
+	// wait holds the highest Seq known to be stored (it only grows) and
+	// wakes every Wait.
+	wait seqwait.Waiter
 
 	mu     sync.Mutex
 	closed bool
-	// notify is closed and replaced when last grows while waited is set,
-	// so that one close wakes every Wait.
-	notify chan struct{}
-	waited atomic.Bool
 
 	done chan struct{} // closed by Close: stops trimming and pending gets
 	wg   sync.WaitGroup
@@ -215,7 +213,6 @@ func New(ctx context.Context, nc *nats.Conn, cfg Config) (*Store, error) {
 		log:        cfg.Logger,
 		prefix:     cfg.Subject + ".",
 		directSubj: "$JS.API.DIRECT.GET." + cfg.Stream,
-		notify:     make(chan struct{}),
 		done:       make(chan struct{}),
 		pending:    make(map[uint64]chan *nats.Msg),
 	}
@@ -245,7 +242,7 @@ func New(ctx context.Context, nc *nats.Conn, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("natsstore: new: stream %q: %w", cfg.Stream, err)
 	}
-	s.last.Store(info.State.LastSeq)
+	s.wait.Advance(info.State.LastSeq)
 
 	s.replyPrefix = nc.NewInbox() + "."
 	if s.replySub, err = nc.Subscribe(s.replyPrefix+"*", s.onReply); err != nil {
@@ -304,25 +301,7 @@ func (s *Store) onMsg(msg jetstream.Msg) {
 }
 
 // advance records that seq is stored and wakes the waiters if it is new.
-func (s *Store) advance(seq uint64) {
-	for {
-		cur := s.last.Load()
-		if seq <= cur {
-			return
-		}
-		if s.last.CompareAndSwap(cur, seq) {
-			break
-		}
-	}
-	if s.waited.Swap(false) {
-		s.mu.Lock()
-		if !s.closed {
-			close(s.notify)
-			s.notify = make(chan struct{})
-		}
-		s.mu.Unlock()
-	}
-}
+func (s *Store) advance(seq uint64) { s.wait.Advance(seq) }
 
 func (s *Store) isClosed() bool {
 	s.mu.Lock()
@@ -433,7 +412,7 @@ func (s *Store) Read(ctx context.Context, after uint64, limit int) ([]store.Upda
 	if limit <= 0 {
 		return nil, nil
 	}
-	from, last := after+1, s.last.Load()
+	from, last := after+1, s.wait.Last()
 	if after == 0 {
 		// From the oldest retained update: ask where it is.
 		info, err := s.stream.Info(ctx)
@@ -581,25 +560,11 @@ func (s *Store) onReply(m *nats.Msg) {
 // Wait blocks until an update with Seq > after is stored (by any node), ctx
 // is done or the store is closed.
 func (s *Store) Wait(ctx context.Context, after uint64) error {
-	for {
-		s.mu.Lock()
-		closed, ch := s.closed, s.notify
-		if !closed {
-			s.waited.Store(true)
-		}
-		s.mu.Unlock()
-		if closed {
-			return fmt.Errorf("natsstore: wait: %w", store.ErrClosed)
-		}
-		if s.last.Load() > after {
-			return nil
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+	err := s.wait.Wait(ctx, after)
+	if errors.Is(err, store.ErrClosed) {
+		return fmt.Errorf("natsstore: wait: %w", err)
 	}
+	return err
 }
 
 // Last returns the Seq and ID of the newest update, or 0 and "" when the
@@ -703,7 +668,7 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.closed = true
-	close(s.notify)
+	s.wait.Close()
 	close(s.done)
 	s.mu.Unlock()
 

@@ -15,6 +15,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/herald-sse/herald/internal/seqwait"
 	"github.com/herald-sse/herald/store"
 )
 
@@ -83,13 +84,9 @@ type Store struct {
 	cancel context.CancelFunc // stops the follower
 	wg     sync.WaitGroup     // the follower
 
-	mu sync.Mutex // guards the fields below
-	// last is the highest Seq known to be in the log.
-	last uint64
-	// notify is closed and replaced when last grows and waited is set, so
-	// that one close wakes every Wait; Close closes it for good.
-	notify chan struct{}
-	waited bool
+	// wait holds the highest Seq known to be in the log, advanced by
+	// Append and the follower, and wakes every Wait.
+	wait seqwait.Waiter
 }
 
 var _ store.Store = (*Store)(nil)
@@ -134,7 +131,6 @@ func New(rdb redis.UniversalClient, cfg Config) (*Store, error) {
 		trimmedKey: p + "trimmed",
 		wakeKey:    p + "wake:" + uuid.NewString(),
 		budget:     trimBudget,
-		notify:     make(chan struct{}),
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
@@ -284,25 +280,11 @@ func (s *Store) Read(ctx context.Context, after uint64, limit int) ([]store.Upda
 // or the store is closed. It does not call Redis: the store's follower
 // wakes it.
 func (s *Store) Wait(ctx context.Context, after uint64) error {
-	for {
-		s.mu.Lock()
-		closed, last, ch := s.closed.Load(), s.last, s.notify
-		if !closed && last <= after {
-			s.waited = true
-		}
-		s.mu.Unlock()
-		switch {
-		case closed:
-			return fmt.Errorf("redisstore: wait: %w", store.ErrClosed)
-		case last > after:
-			return nil
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+	err := s.wait.Wait(ctx, after)
+	if errors.Is(err, store.ErrClosed) {
+		return fmt.Errorf("redisstore: wait: %w", err)
 	}
+	return err
 }
 
 // Last returns the Seq and ID of the newest update, or 0 and "" when the
@@ -339,14 +321,10 @@ func (s *Store) newest(ctx context.Context) (uint64, string, error) {
 // client's timeouts (for the follower's blocked XREAD: Config.BlockTime
 // plus 10s in go-redis).
 func (s *Store) Close() error {
-	s.mu.Lock()
-	if s.closed.Load() {
-		s.mu.Unlock()
+	if !s.closed.CompareAndSwap(false, true) {
 		return nil
 	}
-	s.closed.Store(true)
-	close(s.notify)
-	s.mu.Unlock()
+	s.wait.Close()
 
 	s.cancel()
 	// End the follower's blocked XREAD now rather than after BlockTime.
@@ -368,19 +346,7 @@ func (s *Store) Close() error {
 
 // advance records that the log holds seq and wakes the waiters if that is
 // news.
-func (s *Store) advance(seq uint64) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if seq <= s.last || s.closed.Load() {
-		return
-	}
-	s.last = seq
-	if s.waited {
-		s.waited = false
-		close(s.notify)
-		s.notify = make(chan struct{})
-	}
-}
+func (s *Store) advance(seq uint64) { s.wait.Advance(seq) }
 
 // follow tails the log until ctx is done: it blocks in XREAD for an entry
 // newer than the newest it knows, then asks for the newest entry (one
@@ -418,9 +384,7 @@ func (s *Store) follow(ctx context.Context) {
 			s.advance(seq)
 			synced = true
 		}
-		s.mu.Lock()
-		cursor := s.last
-		s.mu.Unlock()
+		cursor := s.wait.Last()
 		res, err := s.rdb.XRead(ctx, &redis.XReadArgs{
 			Streams: []string{s.logKey, s.wakeKey, streamID(cursor), "0-0"},
 			Count:   1,
