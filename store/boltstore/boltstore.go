@@ -202,13 +202,13 @@ func Open(path string, cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("boltstore: open %s: %w", path, err)
 	}
 	s := &Store{
-		db:     db,
-		cfg:    cfg,
-		log:    log,
-		path:   path,
-		cur:    &batch{done: make(chan struct{})},
-		wake:   make(chan struct{}, 1),
-		done:   make(chan struct{}),
+		db:   db,
+		cfg:  cfg,
+		log:  log,
+		path: path,
+		cur:  &batch{done: make(chan struct{})},
+		wake: make(chan struct{}, 1),
+		done: make(chan struct{}),
 	}
 	if err := s.load(); err != nil {
 		return nil, errors.Join(fmt.Errorf("boltstore: open %s: %w", path, err), db.Close())
