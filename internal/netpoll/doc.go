@@ -24,6 +24,10 @@
 // which is harmless), and it closes the connection through net.Conn.Close
 // after removing it from its epoll set.
 //
+// A worker with nothing to do is an ordinary parked goroutine: its epoll
+// set is watched by Go's own netpoller, not by a thread blocked in
+// epoll_wait.
+//
 // With [Config.IOUring] each worker submits the sends of one pass over its
 // woken connections with a single io_uring_enter call instead of one
 // sendmsg per connection, and falls back to sendmsg when the kernel refuses

@@ -32,6 +32,25 @@ func (p *Poller) URing() bool {
 	return true
 }
 
+// RuntimePolled reports whether every worker waits in the runtime's poller
+// rather than in a blocking epoll_wait.
+func (p *Poller) RuntimePolled() bool {
+	for _, w := range p.workers {
+		if w.erc == nil {
+			return false
+		}
+	}
+	return true
+}
+
+// BlockInEpollWait makes pollers created until the returned function is
+// called wait in a blocking epoll_wait, as on a runtime that cannot poll an
+// epoll descriptor.
+func BlockInEpollWait() (restore func()) {
+	runtimePoll = false
+	return func() { runtimePoll = true }
+}
+
 // RefuseURing makes io_uring setup fail with err until the returned
 // function is called.
 func RefuseURing(err error) (restore func()) {

@@ -170,6 +170,33 @@ func newPoller(t testing.TB, cfg netpoll.Config) *netpoll.Poller {
 func both(t *testing.T, test func(t *testing.T, uring bool)) {
 	t.Run("sendmsg", func(t *testing.T) { test(t, false) })
 	t.Run("iouring", func(t *testing.T) { test(t, true) })
+	t.Run("blocking-epoll_wait", func(t *testing.T) {
+		defer netpoll.BlockInEpollWait()()
+		test(t, false)
+	})
+}
+
+// TestRuntimePolled checks that workers wait in the runtime's poller, not
+// in a thread blocked in epoll_wait, unless that is turned off.
+func TestRuntimePolled(t *testing.T) {
+	p, err := netpoll.New(netpoll.Config{Workers: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !p.RuntimePolled() {
+		t.Errorf("RuntimePolled() = false, want true")
+	}
+	p.Close()
+	restore := netpoll.BlockInEpollWait()
+	p, err = netpoll.New(netpoll.Config{Workers: 2})
+	restore()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if p.RuntimePolled() {
+		t.Errorf("RuntimePolled() = true after BlockInEpollWait, want false")
+	}
 }
 
 func register(t testing.TB, p *netpoll.Poller, c net.Conn, s *source) *netpoll.Conn {
