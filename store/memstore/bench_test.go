@@ -43,3 +43,24 @@ func BenchmarkStore(b *testing.B) {
 		return s
 	})
 }
+
+// BenchmarkAppendFull appends with generated ids to a store holding its
+// full history of 100,000 updates, as a hub's does in steady state: every
+// append also drops the oldest update and its index entry.
+func BenchmarkAppendFull(b *testing.B) {
+	const maxLen = 100_000
+	s := memstore.New(memstore.Config{MaxLen: maxLen})
+	defer s.Close()
+	u := store.Update{Topics: []string{"https://example.com/books/1"}, Data: `{"price":42}`}
+	for range maxLen {
+		if _, err := s.Append(b.Context(), u); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := s.Append(b.Context(), u); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
