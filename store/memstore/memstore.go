@@ -46,10 +46,10 @@ type Store struct {
 	mu sync.RWMutex
 	// buf is a ring of the retained updates: n of them starting at head,
 	// with Seq last-n+1 .. last. It grows up to cfg.MaxLen.
-	buf    []store.Update
-	head   int
-	n      int
-	last   uint64
+	buf  []store.Update
+	head int
+	n    int
+	last uint64
 	// ids maps a 64-bit hash of each retained update's id to its Seq: the
 	// map holds no pointers and a probe compares integers instead of
 	// following a string (this map was 10% of a hub's CPU at 40,000
@@ -77,7 +77,7 @@ func New(cfg Config) *Store {
 		cfg.MaxLen = DefaultMaxLen
 	}
 	return &Store{
-		cfg: cfg,
+		cfg:  cfg,
 		buf:  make([]store.Update, min(cfg.MaxLen, 64)),
 		ids:  make(map[uint64]uint64),
 		more: make(map[string]uint64),
