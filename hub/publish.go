@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -34,7 +36,8 @@ func (h *Hub) publish(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != formType {
+	if ct := r.Header.Get("Content-Type"); ct != formType && !isForm(ct) {
+		mt, _, _ := mime.ParseMediaType(ct)
 		w.Header().Set("Accept-Post", formType)
 		if strings.HasPrefix(mt, "multipart/") {
 			fail(w, http.StatusUnsupportedMediaType, "multipart bodies are not supported: use %s", formType)
@@ -43,7 +46,10 @@ func (h *Hub) publish(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusUnsupportedMediaType, "Content-Type must be %s", formType)
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.maxBody))
+	buf := bodyBufs.Get().(*bytes.Buffer)
+	defer putBodyBuf(buf)
+	buf.Reset()
+	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, h.maxBody))
 	if err != nil {
 		if mbe, ok := errors.AsType[*http.MaxBytesError](err); ok {
 			fail(w, http.StatusRequestEntityTooLarge, "request body larger than %d bytes", mbe.Limit)
@@ -52,7 +58,7 @@ func (h *Hub) publish(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusBadRequest, "reading request body: %v", err)
 		return
 	}
-	form, err := url.ParseQuery(string(body))
+	form, err := url.ParseQuery(buf.String())
 	if err != nil {
 		fail(w, http.StatusBadRequest, "malformed form body: %v", err)
 		return
@@ -97,9 +103,38 @@ func (h *Hub) publish(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.log.Debug("hub: published", "id", stored.ID, "topics", stored.Topics, "private", stored.Private)
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	_, _ = w.Write([]byte(stored.ID))
+	hdr := w.Header()
+	hdr["Content-Type"] = textPlain
+	hdr["X-Content-Type-Options"] = noSniff
+	_, _ = io.WriteString(w, stored.ID)
+}
+
+// Header values of every successful publish, shared: net/http copies the
+// header map before it writes it and never modifies a value slice.
+var (
+	textPlain = []string{"text/plain; charset=utf-8"}
+	noSniff   = []string{"nosniff"}
+)
+
+// bodyBufs recycles the buffers publish bodies are read into; the form
+// parser copies what it keeps.
+var bodyBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// maxPooledBody is the largest buffer put back in bodyBufs, so one huge
+// publish does not pin its buffer.
+const maxPooledBody = 64 << 10
+
+func putBodyBuf(b *bytes.Buffer) {
+	if b.Cap() <= maxPooledBody {
+		bodyBufs.Put(b)
+	}
+}
+
+// isForm reports whether the Content-Type value ct is the form media type,
+// with any parameters, as mime.ParseMediaType would decide.
+func isForm(ct string) bool {
+	mt, _, err := mime.ParseMediaType(ct)
+	return err == nil && mt == formType
 }
 
 // authenticatePublisher returns the publisher's claims, nil claims for an
