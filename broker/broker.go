@@ -167,10 +167,13 @@ type Broker struct {
 	subWG  sync.WaitGroup // streams being served
 	park   parker         // nil when parking is off or unsupported
 
-	mu         sync.RWMutex
-	exact      map[string]map[*subscriber]struct{}
-	wild       map[*subscriber]struct{}
-	subs       map[*subscriber]struct{}
+	mu    sync.RWMutex
+	exact map[string]map[*subscriber]struct{}
+	wild  map[*subscriber]struct{}
+	// slots holds every open stream, by heartbeat slot, so that a
+	// heartbeat tick visits only its own slot's streams.
+	slots      [heartbeatSlots]map[*subscriber]struct{}
+	nsubs      int
 	dispatched uint64 // Seq of the last update fanned out (written under mu.RLock by the tail goroutine only)
 	nextSlot   uint   // heartbeat slot of the next subscriber
 	closed     bool
@@ -203,7 +206,6 @@ func New(st store.Store, cfg Config) (*Broker, error) {
 		cancel:    cancel,
 		exact:     make(map[string]map[*subscriber]struct{}),
 		wild:      make(map[*subscriber]struct{}),
-		subs:      make(map[*subscriber]struct{}),
 		heartbeat: sse.AppendComment(nil, ""),
 	}
 	if cfg.Retry > 0 {
@@ -353,13 +355,17 @@ func (b *Broker) register(s *subscriber, from uint64) (uint64, error) {
 	if b.closed {
 		return 0, ErrShutdown
 	}
-	if b.cfg.MaxSubscribers > 0 && len(b.subs) >= b.cfg.MaxSubscribers {
+	if b.cfg.MaxSubscribers > 0 && b.nsubs >= b.cfg.MaxSubscribers {
 		return 0, ErrTooManySubscribers
 	}
 	b.subWG.Add(1)
-	b.subs[s] = struct{}{}
-	s.slot = uint8(b.nextSlot % heartbeatSlots)
+	s.slot = uint16(b.nextSlot % heartbeatSlots)
 	b.nextSlot++
+	if b.slots[s.slot] == nil {
+		b.slots[s.slot] = make(map[*subscriber]struct{})
+	}
+	b.slots[s.slot][s] = struct{}{}
+	b.nsubs++
 	for _, t := range s.topics.exact {
 		set := b.exact[t]
 		if set == nil {
@@ -380,11 +386,12 @@ func (b *Broker) register(s *subscriber, from uint64) (uint64, error) {
 // first.
 func (b *Broker) unregister(s *subscriber) {
 	b.mu.Lock()
-	if _, ok := b.subs[s]; !ok {
+	if _, ok := b.slots[s.slot][s]; !ok {
 		b.mu.Unlock()
 		return
 	}
-	delete(b.subs, s)
+	delete(b.slots[s.slot], s)
+	b.nsubs--
 	for _, t := range s.topics.exact {
 		set := b.exact[t]
 		delete(set, s)
@@ -410,9 +417,11 @@ func (b *Broker) presence(s *subscriber, active bool) {
 func (b *Broker) Subscriptions() []Presence {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
-	ps := make([]Presence, 0, len(b.subs))
-	for s := range b.subs {
-		ps = append(ps, s.presence(true))
+	ps := make([]Presence, 0, b.nsubs)
+	for _, slot := range b.slots {
+		for s := range slot {
+			ps = append(ps, s.presence(true))
+		}
 	}
 	return ps
 }
@@ -431,26 +440,28 @@ func (b *Broker) LastEventID(ctx context.Context) (string, error) {
 
 // heartbeatSlots spreads heartbeats over the interval: each subscriber
 // belongs to one of these slots, and each tick of the shared ticker (every
-// Heartbeat/heartbeatSlots) visits one slot. Idle streams thus get their
-// comment once per interval without all of them being written at the same
-// instant (18,000 idle streams written at once delayed live events by up to
-// 110 ms; spread, the p99.9 of a concurrent stream stays near 10 ms).
-const heartbeatSlots = 64
+// Heartbeat/heartbeatSlots, 15 ms by default) visits one slot's streams.
+// Idle streams thus get their comment once per interval without many of
+// them being written at the same instant, which would hold up live events
+// queued behind them on the same writer: 18,000 idle streams written at
+// once delayed a concurrent stream's events by up to 110 ms (BENCHMARKS.md,
+// "Many topics"). It must fit subscriber.slot.
+const heartbeatSlots = 1024
 
 // heartbeats sends a comment to every stream that was idle for a whole
 // interval, from one shared ticker.
 func (b *Broker) heartbeats() {
 	t := time.NewTicker(max(b.cfg.Heartbeat/heartbeatSlots, time.Millisecond))
 	defer t.Stop()
-	for slot := uint8(0); ; slot = (slot + 1) % heartbeatSlots {
+	for slot := 0; ; slot = (slot + 1) % heartbeatSlots {
 		select {
 		case <-b.ctx.Done():
 			return
 		case <-t.C:
 		}
 		b.mu.RLock()
-		for s := range b.subs {
-			if s.slot == slot && !s.busy.Swap(false) {
+		for s := range b.slots[slot] {
+			if !s.busy.Swap(false) {
 				s.enqueue(b.heartbeat)
 				s.busy.Store(false) // a heartbeat is not activity
 			}
@@ -466,9 +477,11 @@ func (b *Broker) heartbeats() {
 func (b *Broker) Shutdown(ctx context.Context) error {
 	b.mu.Lock()
 	b.closed = true
-	subs := make([]*subscriber, 0, len(b.subs))
-	for s := range b.subs {
-		subs = append(subs, s)
+	subs := make([]*subscriber, 0, b.nsubs)
+	for _, slot := range b.slots {
+		for s := range slot {
+			subs = append(subs, s)
+		}
 	}
 	b.mu.Unlock()
 	b.cancel()
@@ -506,7 +519,7 @@ type Stats struct {
 // Stats returns the current counters. Safe for concurrent use.
 func (b *Broker) Stats() Stats {
 	b.mu.RLock()
-	n, topics := len(b.subs), len(b.exact)
+	n, topics := b.nsubs, len(b.exact)
 	b.mu.RUnlock()
 	return Stats{
 		Subscribers: n,

@@ -20,7 +20,7 @@ type subscriber struct {
 	private *Matcher
 	lastSeq uint64      // Seq of the last update matched or replayed; later ones only are delivered
 	busy    atomic.Bool // written since its heartbeat slot was last visited
-	slot    uint8       // heartbeat slot, set at registration
+	slot    uint16      // heartbeat slot, set at registration
 
 	// What Presence reports; immutable.
 	selectors []string
