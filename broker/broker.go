@@ -168,7 +168,7 @@ type Broker struct {
 	park   parker         // nil when parking is off or unsupported
 
 	mu    sync.RWMutex
-	exact map[string]map[*subscriber]struct{}
+	exact map[string]topicSet
 	wild  map[*subscriber]struct{}
 	// slots holds every open stream, by heartbeat slot, so that a
 	// heartbeat tick visits only its own slot's streams.
@@ -204,7 +204,7 @@ func New(st store.Store, cfg Config) (*Broker, error) {
 		log:       cfg.Logger,
 		ctx:       ctx,
 		cancel:    cancel,
-		exact:     make(map[string]map[*subscriber]struct{}),
+		exact:     make(map[string]topicSet),
 		wild:      make(map[*subscriber]struct{}),
 		heartbeat: sse.AppendComment(nil, ""),
 	}
@@ -331,7 +331,11 @@ func (b *Broker) dispatch(u *store.Update) {
 		}
 	}
 	for _, t := range u.Topics {
-		for s := range b.exact[t] {
+		set := b.exact[t]
+		for _, s := range set.few {
+			deliver(s)
+		}
+		for s := range set.many {
 			deliver(s)
 		}
 	}
@@ -368,11 +372,8 @@ func (b *Broker) register(s *subscriber, from uint64) (uint64, error) {
 	b.nsubs++
 	for _, t := range s.topics.exact {
 		set := b.exact[t]
-		if set == nil {
-			set = make(map[*subscriber]struct{})
-			b.exact[t] = set
-		}
-		set[s] = struct{}{}
+		set.add(s)
+		b.exact[t] = set
 	}
 	if s.topics.wildcard() {
 		b.wild[s] = struct{}{}
@@ -394,9 +395,11 @@ func (b *Broker) unregister(s *subscriber) {
 	b.nsubs--
 	for _, t := range s.topics.exact {
 		set := b.exact[t]
-		delete(set, s)
-		if len(set) == 0 {
+		set.remove(s)
+		if set.len() == 0 {
 			delete(b.exact, t)
+		} else {
+			b.exact[t] = set
 		}
 	}
 	delete(b.wild, s)
