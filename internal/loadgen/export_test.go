@@ -1,5 +1,10 @@
 package loadgen
 
+import (
+	"context"
+	"sync/atomic"
+)
+
 // Mark is a marker found by the stream parser.
 type Mark struct {
 	Seq    uint64
@@ -67,3 +72,38 @@ func Feeder(chunked bool) (feed func([]byte) error, count func() int) {
 	c := &counter{}
 	return func(p []byte) error { return s.feed(p, c) }, func() int { return c.n }
 }
+
+// Poster is the client of one publisher goroutine.
+type Poster struct {
+	pub *publisher
+	p   poster
+}
+
+// NewPoster returns the client that one publisher goroutine of a run
+// with cfg would use; netHTTP forces the net/http client.
+func NewPoster(ctx context.Context, cfg Config, netHTTP bool) (*Poster, error) {
+	if cfg.SubURL == "" {
+		cfg.SubURL = "http://127.0.0.1/"
+	}
+	cfg, _, err := cfg.normalize()
+	if err != nil {
+		return nil, err
+	}
+	pub := newPublisher(cfg, new(atomic.Uint64))
+	if netHTTP && pub.raw != nil {
+		pub.raw, pub.client = nil, newHTTPClient(cfg)
+	}
+	return &Poster{pub: pub, p: pub.newPoster(ctx)}, nil
+}
+
+// Post publishes one event with the given payload.
+func (p *Poster) Post(ctx context.Context, payload []byte) error { return p.p.post(ctx, payload) }
+
+// Close closes the client's connections.
+func (p *Poster) Close() {
+	p.p.close()
+	p.pub.close()
+}
+
+// Raw reports whether p is the raw HTTP/1.1 client.
+func (p *Poster) Raw() bool { return p.pub.raw != nil }
