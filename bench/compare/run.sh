@@ -5,6 +5,7 @@
 #   bash bench/compare/run.sh build                 # build every server into $OUT/bin
 #   bash bench/compare/run.sh SERVER LOAD [TAG]     # one run; result in $OUT/results
 #   bash bench/compare/run.sh matrix [ROUNDS]       # every server, every load
+#   go run ./bench/compare/summarize                # the results as BENCHMARKS.md's tables
 #
 # SERVER: herald heraldbolt heraldnopark heraldnouring gosse r3sse gossesrv
 #         mercure mercurebolt node.  LOAD: A (idle memory) B (fan-out 10k x 5/s)
