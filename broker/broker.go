@@ -176,6 +176,7 @@ type Broker struct {
 	nsubs      int
 	dispatched uint64 // Seq of the last update fanned out (written under mu.RLock by the tail goroutine only)
 	nextSlot   uint   // heartbeat slot of the next subscriber
+	nslots     int    // heartbeat slots in use: fewer for intervals under ~1 s
 	closed     bool
 
 	heartbeat []byte
@@ -207,6 +208,7 @@ func New(st store.Store, cfg Config) (*Broker, error) {
 		exact:     make(map[string]topicSet),
 		wild:      make(map[*subscriber]struct{}),
 		heartbeat: sse.AppendComment(nil, ""),
+		nslots:    int(min(max(cfg.Heartbeat/time.Millisecond, 1), heartbeatSlots)),
 	}
 	if cfg.Retry > 0 {
 		b.retry = sse.AppendRetry(nil, cfg.Retry)
@@ -363,7 +365,7 @@ func (b *Broker) register(s *subscriber, from uint64) (uint64, error) {
 		return 0, ErrTooManySubscribers
 	}
 	b.subWG.Add(1)
-	s.slot = uint16(b.nextSlot % heartbeatSlots)
+	s.slot = uint16(b.nextSlot % uint(b.nslots))
 	b.nextSlot++
 	if b.slots[s.slot] == nil {
 		b.slots[s.slot] = make(map[*subscriber]struct{})
@@ -448,15 +450,17 @@ func (b *Broker) LastEventID(ctx context.Context) (string, error) {
 // them being written at the same instant, which would hold up live events
 // queued behind them on the same writer: 18,000 idle streams written at
 // once delayed a concurrent stream's events by up to 110 ms (BENCHMARKS.md,
-// "Many topics"). It must fit subscriber.slot.
+// "Many topics"). It must fit subscriber.slot. Intervals shorter than
+// heartbeatSlots milliseconds use one slot per millisecond, so that every
+// stream is still visited once per interval.
 const heartbeatSlots = 1024
 
 // heartbeats sends a comment to every stream that was idle for a whole
 // interval, from one shared ticker.
 func (b *Broker) heartbeats() {
-	t := time.NewTicker(max(b.cfg.Heartbeat/heartbeatSlots, time.Millisecond))
+	t := time.NewTicker(b.cfg.Heartbeat / time.Duration(b.nslots))
 	defer t.Stop()
-	for slot := 0; ; slot = (slot + 1) % heartbeatSlots {
+	for slot := 0; ; slot = (slot + 1) % b.nslots {
 		select {
 		case <-b.ctx.Done():
 			return

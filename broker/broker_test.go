@@ -330,6 +330,41 @@ func TestHeartbeat(t *testing.T) {
 	}
 }
 
+// TestHeartbeatEveryInterval checks that idle streams get their comment
+// about once per interval, also for an interval shorter than the broker's
+// heartbeat slots can spread over at one slot per millisecond. The bound is
+// loose (4 of the ~10 due) so that a loaded machine does not fail it; a
+// broker that visited each stream only once per second would send 2.
+func TestHeartbeatEveryInterval(t *testing.T) {
+	cfg := broker.Config{Heartbeat: 200 * time.Millisecond}
+	e := newEnv(t, cfg)
+	const streams, window, want = 3, 2 * time.Second, 4
+	counts := make(chan int, streams)
+	for range streams {
+		c := e.subscribe("topic=a", nil)
+		go func() {
+			n := 0
+			br := bufio.NewReader(c.resp.Body)
+			deadline := time.Now().Add(window)
+			for time.Now().Before(deadline) {
+				line, err := br.ReadString('\n')
+				if err != nil {
+					break
+				}
+				if strings.HasPrefix(line, ":") {
+					n++
+				}
+			}
+			counts <- n
+		}()
+	}
+	for range streams {
+		if n := <-counts; n < want {
+			t.Errorf("a stream idle for %v got %d heartbeats at a 200ms interval, want at least %d", window, n, want)
+		}
+	}
+}
+
 // TestSlowConsumerIsolated: one client never reads, another does. The reader
 // gets every event, the publisher never waits, and the stuck client is
 // disconnected once its backlog passes MaxPending.
