@@ -29,3 +29,13 @@ func (bs *BenchSubscriber) Drain() int {
 }
 
 func (b *Broker) DispatchForBench(u *store.Update) { b.dispatch(u) }
+
+// UnindexedForBench returns a subscriber of topics that is not registered:
+// the same heap as a registered one, without its index entries.
+func (b *Broker) UnindexedForBench(topics []string) any {
+	m, err := NewMatcher(topics)
+	if err != nil {
+		panic(err)
+	}
+	return newSubscriber(b, m, nil)
+}
