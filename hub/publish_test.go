@@ -249,6 +249,11 @@ func TestPublish(t *testing.T) {
 			if ct := w.Header().Get("Content-Type"); !strings.HasPrefix(ct, "text/plain") {
 				t.Errorf("POST %q: Content-Type = %q, want text/plain", tt.body, ct)
 			}
+			// A publisher-chosen id is echoed: browsers must not sniff it
+			// as HTML.
+			if got := w.Header().Get("X-Content-Type-Options"); got != "nosniff" {
+				t.Errorf("POST %q: X-Content-Type-Options = %q, want nosniff", tt.body, got)
+			}
 			id := w.Body.String()
 			switch {
 			case tt.wantID != "" && id != tt.wantID:
