@@ -423,12 +423,21 @@ func (b *Broker) Subscriptions() []Presence {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	ps := make([]Presence, 0, b.nsubs)
-	for _, slot := range b.slots {
-		for s := range slot {
-			ps = append(ps, s.presence(true))
-		}
+	for _, s := range b.streams() {
+		ps = append(ps, s.presence(true))
 	}
 	return ps
+}
+
+// streams returns every open stream. b.mu must be held.
+func (b *Broker) streams() []*subscriber {
+	subs := make([]*subscriber, 0, b.nsubs)
+	for _, slot := range b.slots {
+		for s := range slot {
+			subs = append(subs, s)
+		}
+	}
+	return subs
 }
 
 // LastEventID returns the id of the newest update in the log, or "" when
@@ -484,12 +493,7 @@ func (b *Broker) heartbeats() {
 func (b *Broker) Shutdown(ctx context.Context) error {
 	b.mu.Lock()
 	b.closed = true
-	subs := make([]*subscriber, 0, b.nsubs)
-	for _, slot := range b.slots {
-		for s := range slot {
-			subs = append(subs, s)
-		}
-	}
+	subs := b.streams()
 	b.mu.Unlock()
 	b.cancel()
 	for _, s := range subs {

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -177,8 +178,12 @@ func newWorker(p *Poller) (*worker, error) {
 	// the runtime's poller.
 	if runtimePoll && unix.SetNonblock(epfd, true) == nil {
 		w.epf = os.NewFile(uintptr(epfd), "netpoll-epoll")
-		if rc, err := w.epf.SyscallConn(); err == nil {
-			w.erc = rc
+		// Deadlines work only on descriptors the runtime polls: this
+		// decides the mode once, before the worker starts.
+		if w.epf.SetReadDeadline(time.Time{}) == nil {
+			if rc, err := w.epf.SyscallConn(); err == nil {
+				w.erc = rc
+			}
 		}
 	}
 	return w, nil
@@ -210,13 +215,10 @@ func (w *worker) wait(events []unix.EpollEvent) (int, error) {
 				}
 			}
 		})
-		if err == nil {
-			return n, werr
+		if err != nil {
+			return 0, err
 		}
-		// The runtime cannot poll this descriptor after all: block in
-		// epoll_wait from now on.
-		w.p.log.Debug("netpoll: epoll set not pollable by the runtime", "err", err)
-		w.erc = nil
+		return n, werr
 	}
 	for {
 		n, err := unix.EpollWait(w.epfd, events, -1)
