@@ -54,6 +54,7 @@ func (b *Broker) Subscribe(w http.ResponseWriter, r *http.Request, sub Subscript
 		} else {
 			h.Set("Last-Event-ID", sub.LastEventID)
 		}
+		h.Set("Mercure-Last-Event-ID", h.Get("Last-Event-ID")) // the name of earlier Mercure 1.0 drafts
 	}
 	s := newSubscriber(b, topics, private)
 	s.selectors, s.id, s.payload = slices.Clone(sub.Topics), sub.Subscriber, sub.Payload
