@@ -39,7 +39,6 @@
 package auth
 
 import (
-	"net/http"
 	"bytes"
 	"crypto"
 	"crypto/ecdsa"
@@ -49,6 +48,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -169,22 +169,22 @@ type Claims struct {
 // tokenClaims is the JSON shape of a token's claims set. It is decoded by
 // the strict decoder of decodeStrict, not by encoding/json.
 type tokenClaims struct {
-	Mercure *mercureClaim   `json:"mercure,omitzero"`
-	Details jsontext.Value  `json:"authorization_details,omitzero"`
-	Issuer  string          `json:"iss,omitzero"`
-	Subject string          `json:"sub,omitzero"`
-	Aud     audience        `json:"aud,omitzero"`
+	Mercure *mercureClaim    `json:"mercure,omitzero"`
+	Details jsontext.Value   `json:"authorization_details,omitzero"`
+	Issuer  string           `json:"iss,omitzero"`
+	Subject string           `json:"sub,omitzero"`
+	Aud     audience         `json:"aud,omitzero"`
 	Exp     *jwt.NumericDate `json:"exp,omitzero"`
 	Nbf     *jwt.NumericDate `json:"nbf,omitzero"`
 	Iat     *jwt.NumericDate `json:"iat,omitzero"`
-	ID      string          `json:"jti,omitzero"`
+	ID      string           `json:"jti,omitzero"`
 }
 
 // mercureClaim is the JSON shape of the "mercure" claim.
 type mercureClaim struct {
-	Publish   []string       `json:"publish,omitzero"`
-	Subscribe []string       `json:"subscribe,omitzero"`
-	Payload   any            `json:"payload,omitzero"`
+	Publish   []string `json:"publish,omitzero"`
+	Subscribe []string `json:"subscribe,omitzero"`
+	Payload   any      `json:"payload,omitzero"`
 }
 
 // audience is the aud claim: one string or an array of strings.
@@ -442,8 +442,8 @@ func keyMatchesMethod(k any, m jwt.SigningMethod) bool {
 
 // header is the JOSE header fields Verify reads itself.
 type header struct {
-	Alg  string         `json:"alg"`
-	Typ  string         `json:"typ,omitzero"`
+	Alg string `json:"alg"`
+	Typ string `json:"typ,omitzero"`
 }
 
 // tokenStyle checks the header of token strictly (exact names, no
@@ -536,6 +536,7 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 
 // isNull reports whether b is the JSON null (or absent).
 func isNull(b []byte) bool { b = bytes.TrimSpace(b); return len(b) == 0 || string(b) == "null" }
+
 // Authenticate finds the token of r with [TokenFromRequest] and verifies
 // it. It returns [ErrNoToken] when r carries none, and an error wrapping
 // [ErrInvalidToken] when the token found is empty, malformed or fails
@@ -551,7 +552,6 @@ func (v *Verifier) Authenticate(r *http.Request) (*Claims, Source, error) {
 	c, err := v.Verify(token)
 	return c, src, err
 }
-
 
 // Sign mints an HS256 classic (mercure-claim) token carrying c. If ttl is
 // positive the token expires ttl from now; otherwise it expires at

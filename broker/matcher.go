@@ -21,7 +21,7 @@ type Matcher struct {
 	exact     []string            // exact topics, deduplicated
 	set       map[string]struct{} // exact topics as a set, only when there are many
 	all       bool
-	templates []*regexp.Regexp // compiled URI templates
+	templates []*regexp.Regexp     // compiled URI templates
 	patterns  []*urlPatternMatcher // Mercure 1.0 URL patterns (urlpattern.go)
 }
 
