@@ -25,8 +25,10 @@ func signAT(t *testing.T, key []byte, subject string, details ...auth.Detail) st
 	return tok
 }
 
-func exact(m string) auth.TopicMatcher   { return auth.TopicMatcher{Match: m, Type: auth.MatchExact} }
-func pattern(m string) auth.TopicMatcher { return auth.TopicMatcher{Match: m, Type: auth.MatchURLPattern} }
+func exact(m string) auth.TopicMatcher { return auth.TopicMatcher{Match: m, Type: auth.MatchExact} }
+func pattern(m string) auth.TopicMatcher {
+	return auth.TopicMatcher{Match: m, Type: auth.MatchURLPattern}
+}
 
 func TestSubscribe1Rejected(t *testing.T) {
 	required := defaultConfig()
