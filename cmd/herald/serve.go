@@ -55,6 +55,7 @@ type serveConfig struct {
 	natsSubject     string
 	natsReplicas    int
 	subscriptions   bool
+	tokens          tokenConfig
 }
 
 func (c *serveConfig) flags(fs *flag.FlagSet) {
@@ -87,6 +88,13 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.noDashboard, "no-dashboard", false, "do not serve the dashboard at / and its stats stream at /dashboard/stats")
 	fs.BoolVar(&c.ioUring, "io-uring", true, "batch parked streams' writes with io_uring (falls back to sendmsg where the kernel refuses it)")
 	fs.BoolVar(&c.subscriptions, "subscriptions", false, "publish Mercure subscription events and serve the subscriptions API at /.well-known/mercure/subscriptions")
+	fs.StringVar(&c.tokens.publisherKeyFile, "publisher-key-file", "", "PEM public key(s) (RSA, ECDSA, Ed25519) that verify publisher tokens, beside --publisher-key")
+	fs.StringVar(&c.tokens.subscriberKeyFile, "subscriber-key-file", "", "PEM public key(s) that verify subscriber tokens (empty: --publisher-key-file)")
+	fs.StringVar(&c.tokens.jwksURL, "jwks-url", "", "JWK Set URL whose keys verify publisher and subscriber tokens (cached, refreshed hourly and on an unknown kid, at most once a minute)")
+	fs.StringVar(&c.tokens.issuer, "jwt-issuer", "", "if set, tokens must carry this iss claim")
+	fs.StringVar(&c.tokens.audience, "jwt-audience", "", "if set, tokens must carry this aud claim (Mercure 1.0: the hub's URL, which is then also the base of relative URL patterns)")
+	fs.BoolVar(&c.tokens.legacyTokens, "mercure-claim-tokens", true, "accept classic tokens with a mercure claim beside Mercure 1.0 at+jwt access tokens")
+	fs.BoolVar(&c.tokens.reusedIDs, "allow-reused-ids", false, "accept a publish whose id is already taken, giving the update a new id (default: 409)")
 	fs.StringVar(&c.debugAddr, "debug-addr", "", "if set, serve Go's /debug/pprof profiles on this separate address (keep it private, e.g. 127.0.0.1:6060)")
 }
 
@@ -131,7 +139,7 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 
 func serve(ctx context.Context, c serveConfig, logger *slog.Logger, stdout io.Writer) error {
 	pubKey := []byte(c.publisherKey)
-	if len(pubKey) == 0 && !c.publishAnon {
+	if len(pubKey) == 0 && !c.publishAnon && !c.tokens.asymmetric() {
 		pubKey = make([]byte, 32)
 		rand.Read(pubKey)
 		tok, err := auth.Sign(pubKey, auth.Claims{Publish: []string{"*"}, Subscribe: []string{"*"}}, 0)
@@ -145,6 +153,11 @@ func serve(ctx context.Context, c serveConfig, logger *slog.Logger, stdout io.Wr
 	if len(subKey) == 0 {
 		subKey = pubKey
 	}
+	pubVerifier, subVerifier, baseURL, closeKeys, err := verifiers(ctx, c.tokens, pubKey, subKey, logger)
+	if err != nil {
+		return err
+	}
+	defer closeKeys()
 
 	uuid.EnableRandPool() // update ids: one crypto/rand read per 16 ids, not per id
 	st, closeStore, err := openStore(ctx, c, logger)
@@ -180,6 +193,10 @@ func serve(ctx context.Context, c serveConfig, logger *slog.Logger, stdout io.Wr
 		CORSOrigins:            c.corsOrigins,
 		Logger:                 logger,
 		Subscriptions:          c.subscriptions,
+		PublisherVerifier:      pubVerifier,
+		SubscriberVerifier:     subVerifier,
+		BaseURL:                baseURL,
+		AllowReusedIDs:         c.tokens.reusedIDs,
 	})
 	if err != nil {
 		_ = b.Shutdown(context.Background())
