@@ -88,6 +88,14 @@ type Config struct {
 	// which keeps every id naming one update, so that Last-Event-ID is
 	// never ambiguous.
 	AllowReusedIDs bool
+	// Resource is the hub's OAuth 2.0 resource identifier (the aud of its
+	// access tokens), announced in the protected resource metadata served
+	// at [ResourceMetadataPath]. Empty omits it.
+	Resource string
+	// AuthorizationServers are the issuers of the hub's tokens, announced
+	// in the protected resource metadata. Nil omits them (self-issued
+	// tokens).
+	AuthorizationServers []string
 	// Logger receives the hub's logs. Nil discards them.
 	Logger *slog.Logger
 	// Subscriptions turns on Mercure's active subscriptions: a private
@@ -120,6 +128,9 @@ type Hub struct {
 	base     string
 	reuseIDs bool
 
+	resource    string
+	authServers []string
+
 	feed      *presenceFeed // nil unless Config.Subscriptions
 	closeOnce sync.Once
 }
@@ -142,6 +153,9 @@ func New(b *broker.Broker, cfg Config) (*Hub, error) {
 		anonPub:  cfg.PublishAnonymous,
 		base:     cfg.BaseURL,
 		reuseIDs: cfg.AllowReusedIDs,
+
+		resource:    cfg.Resource,
+		authServers: slices.Clone(cfg.AuthorizationServers),
 	}
 	if h.base == "" {
 		h.base = DefaultBaseURL
@@ -236,6 +250,8 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Allow", "GET, HEAD, POST, OPTIONS")
 			fail(w, http.StatusMethodNotAllowed, "method %s not allowed", r.Method)
 		}
+	case ResourceMetadataPath:
+		h.serveResourceMetadata(w, r)
 	case HealthPath:
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")

@@ -31,6 +31,14 @@ func (t tokenConfig) asymmetric() bool {
 	return t.publisherKeyFile != "" || t.jwksURL != ""
 }
 
+// authServers is the issuer as the hub's authorization servers, or nil.
+func (t tokenConfig) authServers() []string {
+	if t.issuer == "" {
+		return nil
+	}
+	return []string{t.issuer}
+}
+
 // verifiers builds the publishers' and subscribers' verifiers and the base
 // URL of relative URL patterns. pubKey and subKey are the HMAC secrets
 // (either may be empty). The returned close function stops the JWKS

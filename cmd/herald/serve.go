@@ -197,6 +197,8 @@ func serve(ctx context.Context, c serveConfig, logger *slog.Logger, stdout io.Wr
 		SubscriberVerifier:     subVerifier,
 		BaseURL:                baseURL,
 		AllowReusedIDs:         c.tokens.reusedIDs,
+		Resource:               c.tokens.audience,
+		AuthorizationServers:   c.tokens.authServers(),
 	})
 	if err != nil {
 		_ = b.Shutdown(context.Background())
@@ -214,6 +216,7 @@ func serve(ctx context.Context, c serveConfig, logger *slog.Logger, stdout io.Wr
 	mux.Handle(hub.Path, h)
 	mux.Handle(hub.Path+"/", h)
 	mux.Handle(hub.HealthPath, h)
+	mux.Handle(hub.ResourceMetadataPath, h)
 	mountOps(mux, b, st, closing.Load)
 	var dash *web.Dashboard
 	if !c.noDashboard {
