@@ -480,10 +480,14 @@ func (c *Client) request(ctx context.Context) (*http.Request, error) {
 			if err != nil {
 				return nil, fmt.Errorf("eventsource: body: %w", err)
 			}
-			if rc, ok := b.(io.ReadCloser); ok {
-				return rc, nil
+			switch b := b.(type) {
+			case nil:
+				return http.NoBody, nil
+			case io.ReadCloser:
+				return b, nil
+			default:
+				return io.NopCloser(b), nil
 			}
-			return io.NopCloser(b), nil
 		}
 	}
 	req.Header = c.header.Clone()
