@@ -150,11 +150,11 @@ type Config struct {
 	// [ReconnectNever] reads one response (one-shot).
 	Reconnect Reconnect
 
-	// Until, if not nil, is called with each event before it is yielded;
-	// when it returns true the event is the terminal one: it is not
-	// yielded, the response is closed and the iteration ends without an
-	// error, whatever Reconnect says. For the streaming APIs that end with
-	// "data: [DONE]":
+	// Until, if not nil, is called in the iterating goroutine with each
+	// event before it is yielded. When it returns true the event is the
+	// terminal one: it is not yielded, the response is closed and the
+	// iteration ends without an error, whatever Reconnect says. For the
+	// streaming APIs that end with "data: [DONE]":
 	//
 	//	Until: func(ev sse.Event) bool { return ev.Data == "[DONE]" }
 	Until func(ev sse.Event) bool

@@ -55,7 +55,7 @@ func jsonBody(s string, calls *int) func() (io.Reader, error) {
 
 const prompt = `{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}`
 
-func TestPostOneShotByDefault(t *testing.T) {
+func TestClientPostOneShotByDefault(t *testing.T) {
 	var b bodies
 	s := newScript(t, b.read(stream(
 		"data: {\"t\":\"Hel\"}\n\n",
@@ -99,7 +99,7 @@ func TestPostOneShotByDefault(t *testing.T) {
 	}
 }
 
-func TestPostBrokenStreamIsAnError(t *testing.T) {
+func TestClientPostBrokenStreamIsAnError(t *testing.T) {
 	// Without reconnection, a stream that breaks is an error, and the
 	// unfinished event is not delivered.
 	s := newScript(t, abort("data: a\n\n", "data: part"))
@@ -116,7 +116,7 @@ func TestPostBrokenStreamIsAnError(t *testing.T) {
 	}
 }
 
-func TestPostReconnectResendsBody(t *testing.T) {
+func TestClientPostReconnectResendsBody(t *testing.T) {
 	// The server drops the connection in the middle of an event of a POST
 	// stream; with ReconnectAlways the client sends the same body again
 	// with Last-Event-ID, and the partial event is discarded.
@@ -165,7 +165,7 @@ func TestPostReconnectResendsBody(t *testing.T) {
 	}
 }
 
-func TestPostRedirectResendsBody(t *testing.T) {
+func TestClientPostRedirectResendsBody(t *testing.T) {
 	var b bodies
 	s := newScript(t, b.read(stream("data: moved\n\n")))
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -201,7 +201,7 @@ func TestPostRedirectResendsBody(t *testing.T) {
 	}
 }
 
-func TestOneShot(t *testing.T) {
+func TestClientOneShot(t *testing.T) {
 	t.Run("GET ends with the response", func(t *testing.T) {
 		s := newScript(t, stream("id: 1\ndata: a\n\n", "data: b\n\n", "data: unfinished"))
 		c := newClient(t, s, eventsource.Config{Reconnect: eventsource.ReconnectNever})
@@ -255,7 +255,7 @@ func TestOneShot(t *testing.T) {
 	})
 }
 
-func TestUntil(t *testing.T) {
+func TestClientUntil(t *testing.T) {
 	gone := make(chan struct{})
 	s := newScript(t, func(w http.ResponseWriter, r *http.Request) {
 		stream("id: 1\ndata: a\n\n", "event: end\ndata: [DONE]\n\n", "data: never\n\n")(w, r)
@@ -287,7 +287,7 @@ func TestUntil(t *testing.T) {
 	}
 }
 
-func TestOnRequest(t *testing.T) {
+func TestClientOnRequest(t *testing.T) {
 	s := newScript(t, stream("id: 1\ndata: a\n\n"), stream("data: b\n\n"), stream("data: c\n\n"))
 	refused := errors.New("no more tokens")
 	n := 0
@@ -326,7 +326,7 @@ func TestOnRequest(t *testing.T) {
 	}
 }
 
-func TestBodyError(t *testing.T) {
+func TestClientBodyError(t *testing.T) {
 	s := newScript(t, stream("data: a\n\n"))
 	bad := errors.New("file gone")
 	c := newClient(t, s, eventsource.Config{Method: http.MethodPost, Body: func() (io.Reader, error) { return nil, bad }})
@@ -338,7 +338,7 @@ func TestBodyError(t *testing.T) {
 	}
 }
 
-func TestComments(t *testing.T) {
+func TestClientComments(t *testing.T) {
 	s := newScript(t, stream(": welcome\n", "data: a\n\n", ":\n", ":\n", ": progress 50%\ndata: b\n\n", ":bye\n"))
 	var items []string
 	c := newClient(t, s, eventsource.Config{
@@ -378,7 +378,7 @@ func TestComments(t *testing.T) {
 	})
 }
 
-func TestResponseErrorDetails(t *testing.T) {
+func TestClientResponseErrorDetails(t *testing.T) {
 	body := `{"error":{"message":"invalid model","type":"invalid_request_error"}}` + strings.Repeat(" ", 5000)
 	s := newScript(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Request-Id", "req-1")
@@ -405,7 +405,7 @@ func TestResponseErrorDetails(t *testing.T) {
 	}
 }
 
-func TestRetryAfter(t *testing.T) {
+func TestClientRetryAfter(t *testing.T) {
 	busy := func(code int, after string) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Retry-After", after)
@@ -470,7 +470,7 @@ func TestRetryAfter(t *testing.T) {
 	}
 }
 
-func TestRetryAfterField(t *testing.T) {
+func TestClientRetryAfterField(t *testing.T) {
 	s := newScript(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Retry-After", "30")
 		status(429, "text/plain", "slow down")(w, r)
@@ -486,7 +486,7 @@ func TestRetryAfterField(t *testing.T) {
 // TestLastEventIDPersists checks the spec's rule that the last event ID
 // string persists across connections (issue: each connection used to start
 // from an empty ID).
-func TestLastEventIDPersists(t *testing.T) {
+func TestClientLastEventIDPersists(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		start string // Config.LastEventID
@@ -566,7 +566,7 @@ func TestLastEventIDPersists(t *testing.T) {
 	}
 }
 
-func TestNewRejectsRequestConfig(t *testing.T) {
+func TestClientNewRejectsRequestConfig(t *testing.T) {
 	for _, cfg := range []eventsource.Config{
 		{Method: "BAD METHOD"},
 		{Method: "GET\n"},
@@ -579,7 +579,7 @@ func TestNewRejectsRequestConfig(t *testing.T) {
 	}
 }
 
-func TestCancelDuringPost(t *testing.T) {
+func TestClientCancelDuringPost(t *testing.T) {
 	gone := make(chan struct{})
 	s := newScript(t, func(w http.ResponseWriter, r *http.Request) {
 		stream("data: a\n\n")(w, r)
