@@ -158,3 +158,41 @@ func ExampleResponseError() {
 	// Output:
 	// 401 application/json invalid api key
 }
+
+// OnRequest runs before every connection attempt: here it puts a fresh
+// token in each request, as a program whose tokens expire would.
+func ExampleConfig_onRequest() {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Printf("server got %s, Last-Event-ID %q\n", r.Header.Get("Authorization"), r.Header.Get("Last-Event-ID"))
+		if r.Header.Get("Last-Event-ID") != "" {
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		_, _ = io.WriteString(w, "retry: 10\nid: 1\ndata: hello\n\n")
+	}))
+	defer srv.Close()
+
+	n := 0
+	c, err := eventsource.New(srv.URL, eventsource.Config{
+		OnRequest: func(r *http.Request) error {
+			n++
+			r.Header.Set("Authorization", fmt.Sprintf("Bearer token-%d", n))
+			return nil
+		},
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	err = c.Run(context.Background(), func(ev sse.Event) error {
+		fmt.Println("event", ev.Data)
+		return nil
+	})
+	fmt.Println("end:", err)
+	// Output:
+	// server got Bearer token-1, Last-Event-ID ""
+	// event hello
+	// server got Bearer token-2, Last-Event-ID "1"
+	// end: eventsource: server answered 204 no content
+}
