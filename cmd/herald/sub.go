@@ -71,7 +71,8 @@ Credentials: the token (--token, or HERALD_TOKEN) is sent as
 Authorization: Bearer to the hub. An SSE URL gets it only when the token
 is given with --token on the command line, or when the URL has the same
 origin (scheme, host and port) as --hub: HERALD_TOKEN is never sent to
-another server. Give other servers their credentials with -H.
+another server. Give other servers their credentials with -H; an
+Authorization header given with -H is sent as given, instead of the token.
 
 It ends with status 0 after --count events, at the --until event, when a
 stream read once ends cleanly, when the server answers 204 No Content, or
@@ -218,7 +219,7 @@ func runSub(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		hdr.Set("Content-Type", bodyContentType(body))
 	}
 	sendToken, withheld := tokenFor(c, given["token"], target, len(fs.Args()) == 1 && len(c.topics) == 0 && !isTopic(fs.Args()[0]))
-	if sendToken {
+	if sendToken && hdr.Get("Authorization") == "" { // -H 'Authorization: ...' is sent as given
 		hdr.Set("Authorization", "Bearer "+c.token)
 	}
 	reconnect := eventsource.ReconnectAuto

@@ -611,6 +611,7 @@ func TestSubTokenOrigin(t *testing.T) {
 		{"explicit token, other origin", "", []string{"--token", "cmdtok", s.url}, "Bearer cmdtok"},
 		{"explicit token wins over env", "envtok", []string{"--token", "cmdtok", s.url}, "Bearer cmdtok"},
 		{"-H Authorization, other origin", "envtok", []string{"-H", "Authorization: Bearer api", s.url}, "Bearer api"},
+		{"-H Authorization wins over --token", "", []string{"--token", "cmdtok", "-H", "Authorization: Bearer api", s.url}, "Bearer api"},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
