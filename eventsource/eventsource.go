@@ -131,7 +131,8 @@ type Config struct {
 	Body func() (io.Reader, error)
 
 	// Header holds extra request headers, such as Authorization or
-	// Content-Type. It is copied by [New]. Accept, Cache-Control and
+	// Content-Type (a Host header sets the request's Host). It is copied
+	// by [New]. Accept, Cache-Control and
 	// Last-Event-ID are set by the client and override any value given
 	// here (OnRequest may still change them).
 	Header http.Header
@@ -491,6 +492,9 @@ func (c *Client) request(ctx context.Context) (*http.Request, error) {
 		}
 	}
 	req.Header = c.header.Clone()
+	if h := req.Header.Get("Host"); h != "" {
+		req.Host = h // net/http sends req.Host, not a Host header
+	}
 	req.Header.Set("Accept", "text/event-stream")
 	req.Header.Set("Cache-Control", "no-cache")
 	if id := c.LastEventID(); id != "" {

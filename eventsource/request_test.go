@@ -65,7 +65,7 @@ func TestClientPostOneShotByDefault(t *testing.T) {
 	c := newClient(t, s, eventsource.Config{
 		Method: http.MethodPost,
 		Body:   jsonBody(prompt, &calls),
-		Header: http.Header{"Content-Type": {"application/json"}, "X-Api-Key": {"k"}},
+		Header: http.Header{"Content-Type": {"application/json"}, "X-Api-Key": {"k"}, "Host": {"api.test"}},
 	})
 	evs, err := collect(t, c)
 	if err != nil {
@@ -90,6 +90,9 @@ func TestClientPostOneShotByDefault(t *testing.T) {
 	}
 	if got := b.list(); !slices.Equal(got, []string{prompt}) {
 		t.Errorf("server read bodies %q, want [%q]", got, prompt)
+	}
+	if r.Host != "api.test" {
+		t.Errorf("Host = %q, want api.test from Config.Header", r.Host)
 	}
 	if r.ContentLength != int64(len(prompt)) {
 		t.Errorf("Content-Length = %d, want %d", r.ContentLength, len(prompt))
