@@ -89,21 +89,7 @@ func newGateEnv(t *testing.T, cfg broker.Config, maxLen int) (*env, *gateStore) 
 	t.Helper()
 	mem := memstore.New(memstore.Config{MaxLen: maxLen})
 	g := &gateStore{Store: mem}
-	b, err := broker.New(g, cfg)
-	if err != nil {
-		t.Fatalf("broker.New: %v", err)
-	}
-	srv := httptest.NewServer(b)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := b.Shutdown(ctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-		srv.Close()
-		mem.Close()
-	})
-	return &env{t, mem, b, srv}, g
+	return newEnvOn(t, cfg, g, mem), g
 }
 
 // readToEnd reads events until the stream ends and returns them.
