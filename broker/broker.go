@@ -224,6 +224,7 @@ type Broker struct {
 	retry     []byte
 
 	cache *replayCache
+	arena arena       // the tail's
 	ready atomic.Bool // the tail knows the log's position and its last read succeeded
 
 	// Parked streams that ended, for the reaper to unregister.
@@ -481,7 +482,7 @@ func (b *Broker) encode(u *store.Update) []byte {
 // update goes into the replay cache first, so that a stream registered with
 // this update as its seam finds it there.
 func (b *Broker) dispatch(u *store.Update) {
-	e := b.newEncoded(u)
+	e := encoded{seq: u.Seq, topics: u.Topics, private: u.Private, buf: b.arena.encode(b, u)}
 	b.cache.add(e)
 	buf := e.buf
 	b.mu.RLock()

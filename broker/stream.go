@@ -122,7 +122,7 @@ func (b *Broker) replayStart(r *http.Request, id string) (uint64, error) {
 // range (trimmed while we replayed, or the log was reset) it returns an
 // error wrapping ErrHistoryGap: the stream must end, not skip them.
 func (b *Broker) writeReplay(ctx context.Context, w io.Writer, s *subscriber, from, until uint64) error {
-	var ents []*encoded
+	var ents []encoded
 	after := from
 	for after < until {
 		if err := s.ended(); err != nil {
@@ -142,7 +142,8 @@ func (b *Broker) writeReplay(ctx context.Context, w io.Writer, s *subscriber, fr
 		if len(ents) == 0 {
 			return nil
 		}
-		for _, e := range ents {
+		for i := range ents {
+			e := &ents[i]
 			after = e.seq
 			if e.buf == nil || !s.wants(e) {
 				continue
@@ -158,7 +159,7 @@ func (b *Broker) writeReplay(ctx context.Context, w io.Writer, s *subscriber, fr
 
 // readEncoded reads the next batch of updates in (after, until] from the
 // store and appends them, encoded, to dst.
-func (b *Broker) readEncoded(ctx context.Context, after, until uint64, dst []*encoded) ([]*encoded, error) {
+func (b *Broker) readEncoded(ctx context.Context, after, until uint64, dst []encoded) ([]encoded, error) {
 	ups, err := b.st.Read(ctx, after, b.cfg.ReplayBatch)
 	if err != nil {
 		return dst, err
