@@ -25,6 +25,29 @@ var ErrTooManySubscribers = errors.New("broker: too many subscribers")
 // is replayed from the log.
 var ErrSlowConsumer = errors.New("broker: subscriber too slow")
 
+// ErrHistoryGap is the reason a stream is ended when updates it was owed
+// are no longer in the log: its replay, or the broker's own tail, fell
+// behind the retained history (store.ErrCursorGone). The client reconnects
+// with its Last-Event-ID; if the log no longer holds that id the response
+// says Last-Event-ID: earliest, so the client knows it missed updates,
+// instead of a stream that silently skips them.
+var ErrHistoryGap = errors.New("broker: updates owed to the stream were trimmed from the history")
+
+// ErrLogReset is the reason every stream is ended when the store reports
+// that the log lost updates or restarted its positions (store.ErrLogReset).
+// Clients reconnect and resume from what the log still holds (ids it lost
+// are answered Last-Event-ID: earliest).
+var ErrLogReset = errors.New("broker: the log was reset")
+
+// ErrWriteTimeout is the reason a stream is ended when its client stopped
+// reading: its socket refused bytes for Config.WriteTimeout.
+var ErrWriteTimeout = errors.New("broker: write timed out: the client stopped reading")
+
+// ErrNotReady is returned by Subscribe while the broker does not yet know
+// the log's position (the store was unreachable when the broker started and
+// still is). Subscribe answers 503 with Retry-After.
+var ErrNotReady = errors.New("broker: log not reachable yet")
+
 // Config configures a Broker. The zero value is valid: every zero field
 // means the documented default.
 type Config struct {
@@ -41,12 +64,23 @@ type Config struct {
 	// but not yet written before it is disconnected as too slow. Zero means
 	// 1 MiB.
 	MaxPending int
-	// WriteTimeout bounds one write on the goroutine-per-stream path (a
-	// client that stops reading is cut after it). Zero means 30s.
+	// WriteTimeout cuts a client that stops reading: on the goroutine path
+	// each batch of writes must be accepted by the socket within it, and a
+	// parked stream is cut once its socket has refused bytes for this
+	// long. Either way the clock runs only while the kernel's buffers for
+	// the connection are full; a stream that is merely quiet is never cut.
+	// Zero means 30s.
 	WriteTimeout time.Duration
 	// ReplayBatch is how many updates are read from the store at a time
 	// when replaying or following the log. Zero means 256.
 	ReplayBatch int
+	// ReplayCache is how many bytes of recent updates, already encoded by
+	// the fan-out, are kept for replays: a reconnecting client whose
+	// position is in that window is replayed from the shared bytes without
+	// reading or encoding anything, so a reconnect storm costs one encoding
+	// per update, not one per client. Older positions read the store. Zero
+	// means 8 MiB; negative disables the cache.
+	ReplayCache int
 	// NoPark keeps every stream on its handler goroutine instead of parking
 	// plain HTTP/1.1 connections with the shared writer pool.
 	NoPark bool
@@ -94,6 +128,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.ReplayBatch == 0 {
 		c.ReplayBatch = 256
+	}
+	if c.ReplayCache == 0 {
+		c.ReplayCache = 8 << 20
 	}
 	if c.ReplayBatch < 0 || c.Writers < 0 || c.MaxSubscribers < 0 {
 		return errors.New("broker: negative ReplayBatch, Writers or MaxSubscribers")
@@ -155,7 +192,11 @@ type Presence struct {
 // A Broker is safe for concurrent use. Create it with New and stop it with
 // Shutdown; the caller owns the store and closes it after Shutdown.
 //
-// Lock order: Broker.mu before subscriber.mu.
+// Lock order: Broker.mu, then subscriber.mu, then the writer pool's
+// internal locks. The cache's, graveMu and the pool's locks are leaves. The
+// writer pool's callbacks (subscriber.Take, subscriber.Closed) never take
+// Broker.mu: a parked stream that ends is handed to the reaper goroutine,
+// which unregisters it.
 type Broker struct {
 	st  store.Store
 	cfg Config
@@ -174,7 +215,7 @@ type Broker struct {
 	// heartbeat tick visits only its own slot's streams.
 	slots      [heartbeatSlots]map[*subscriber]struct{}
 	nsubs      int
-	dispatched uint64 // Seq of the last update fanned out (written under mu.RLock by the tail goroutine only)
+	dispatched uint64 // Seq of the last update fanned out (written by the tail goroutine only: under mu.RLock in dispatch, under mu.Lock in resync)
 	nextSlot   uint   // heartbeat slot of the next subscriber
 	nslots     int    // heartbeat slots in use: fewer for intervals under ~1 s
 	closed     bool
@@ -182,10 +223,24 @@ type Broker struct {
 	heartbeat []byte
 	retry     []byte
 
-	published atomic.Uint64
-	delivered atomic.Uint64
-	dropped   atomic.Uint64
-	parked    atomic.Int64
+	cache *replayCache
+	arena arena       // the tail's
+	ready atomic.Bool // the tail knows the log's position and its last read succeeded
+
+	// Parked streams that ended, for the reaper to unregister.
+	graveMu sync.Mutex
+	grave   []*subscriber
+	reapCh  chan struct{} // cap 1: wakes the reaper
+
+	published     atomic.Uint64
+	delivered     atomic.Uint64
+	dropped       atomic.Uint64
+	gaps          atomic.Uint64
+	resets        atomic.Uint64
+	writeTimeouts atomic.Uint64
+	parked        atomic.Int64
+
+	slowLog, readLog logLimiter
 }
 
 // New returns a broker that follows st from its current end, and starts its
@@ -209,16 +264,26 @@ func New(st store.Store, cfg Config) (*Broker, error) {
 		wild:      make(map[*subscriber]struct{}),
 		heartbeat: sse.AppendComment(nil, ""),
 		nslots:    int(min(max(cfg.Heartbeat/time.Millisecond, 1), heartbeatSlots)),
+		reapCh:    make(chan struct{}, 1),
 	}
 	if cfg.Retry > 0 {
 		b.retry = sse.AppendRetry(nil, cfg.Retry)
 	}
+	// An unreachable store does not stop the broker: the tail retries with
+	// backoff and Ready reports false until it succeeds, so a hub restarted
+	// during an engine outage starts unready instead of crash-looping.
 	last, _, err := st.Last(ctx)
-	if err != nil {
+	switch {
+	case errors.Is(err, store.ErrClosed):
 		cancel()
 		return nil, fmt.Errorf("broker: read log end: %w", err)
+	case err != nil:
+		b.log.Warn("broker: log unreachable; retrying", "err", err)
+	default:
+		b.dispatched = last
+		b.ready.Store(true)
 	}
-	b.dispatched = last
+	b.cache = newReplayCache(cfg.ReplayCache, last)
 	if !cfg.NoPark {
 		p, err := newParker(cfg)
 		if err != nil {
@@ -227,7 +292,8 @@ func New(st store.Store, cfg Config) (*Broker, error) {
 			b.park = p
 		}
 	}
-	b.wg.Go(func() { b.tail(last) })
+	b.wg.Go(b.tail)
+	b.wg.Go(b.reaper)
 	if cfg.Heartbeat > 0 {
 		b.wg.Go(b.heartbeats)
 	}
@@ -243,45 +309,148 @@ func (b *Broker) Publish(ctx context.Context, u store.Update) (store.Update, err
 	return b.st.Append(ctx, u)
 }
 
-// tail follows the log from after and fans each update out.
-func (b *Broker) tail(after uint64) {
+// tail follows the log and fans each update out. It starts from the
+// position New read, or, if the store was unreachable then, from the end of
+// the log once it is reachable.
+func (b *Broker) tail() {
+	var bo backoff
+	after := b.dispatched
+	if !b.ready.Load() {
+		var ok bool
+		if after, ok = b.lastWithRetry(); !ok {
+			return
+		}
+		b.mu.Lock()
+		b.dispatched = after
+		b.mu.Unlock()
+		b.cache.reset(after)
+		b.ready.Store(true)
+		b.log.Info("broker: log reachable", "position", after)
+	}
 	for {
 		ups, err := b.st.Read(b.ctx, after, b.cfg.ReplayBatch)
-		switch {
-		case errors.Is(err, store.ErrCursorGone):
-			// The log was trimmed past us (a burst larger than the history
-			// while we were behind). Jump to the oldest retained update;
-			// affected subscribers will replay from their ids.
-			b.log.Warn("broker: fell behind the log; skipping trimmed updates", "after", after)
-			ups, err = b.st.Read(b.ctx, 0, b.cfg.ReplayBatch)
+		if err == nil && len(ups) == 0 {
+			err = b.st.Wait(b.ctx, after)
+			if err == nil {
+				continue
+			}
 		}
 		if err != nil {
 			if b.ctx.Err() != nil || errors.Is(err, store.ErrClosed) {
 				return
 			}
-			b.log.Error("broker: read log", "err", err)
-			if !sleepCtx(b.ctx, 100*time.Millisecond) {
+			var ok bool
+			switch {
+			case errors.Is(err, store.ErrCursorGone):
+				after, ok = b.resync(ErrHistoryGap, err)
+			case errors.Is(err, store.ErrLogReset):
+				after, ok = b.resync(ErrLogReset, err)
+			default:
+				b.ready.Store(false)
+				if ok, n := b.readLog.allow(time.Second); ok {
+					b.log.Error("broker: read log", "err", err, "suppressed", n)
+				}
+				ok = sleepCtx(b.ctx, bo.next())
+			}
+			if !ok {
 				return
 			}
 			continue
 		}
-		if len(ups) == 0 {
-			if err := b.st.Wait(b.ctx, after); err != nil {
-				if b.ctx.Err() != nil || errors.Is(err, store.ErrClosed) {
-					return
-				}
-				b.log.Error("broker: wait on log", "err", err)
-				if !sleepCtx(b.ctx, 100*time.Millisecond) {
-					return
-				}
-			}
-			continue
-		}
+		bo.reset()
+		b.ready.Store(true)
 		for i := range ups {
 			b.dispatch(&ups[i])
 			after = ups[i].Seq
 		}
 	}
+}
+
+// resync handles a tail that can no longer follow the log from its
+// position: the log was trimmed past it (reason ErrHistoryGap) or reset
+// (ErrLogReset). Updates may have been missed, and no one can tell which
+// streams they were for, so every open stream is ended with reason: its
+// client reconnects with its Last-Event-ID and is replayed exactly, or told
+// Last-Event-ID: earliest if the log no longer holds that id. The tail goes
+// on from the log's current end. It reports false when the broker shuts
+// down first.
+func (b *Broker) resync(reason, cause error) (uint64, bool) {
+	if reason == ErrLogReset {
+		b.resets.Add(1)
+		b.log.Error("broker: the log was reset (its engine lost data or restarted its positions); ending every stream so that clients resume from what the log holds", "err", cause)
+	} else {
+		b.log.Error("broker: fell behind the retained history; ending every stream so that clients resume from their ids", "err", cause)
+	}
+	last, ok := b.lastWithRetry()
+	if !ok {
+		return 0, false
+	}
+	b.mu.Lock()
+	b.dispatched = last
+	b.cache.reset(last) // under mu: no stream registers against stale entries
+	subs := b.streams()
+	b.mu.Unlock()
+	for _, s := range subs {
+		if s.close(reason) && reason == ErrHistoryGap {
+			b.gaps.Add(1)
+		}
+	}
+	return last, true
+}
+
+// lastWithRetry reads the log's end, retrying with backoff while the store
+// fails. It reports false when the broker shuts down first.
+func (b *Broker) lastWithRetry() (uint64, bool) {
+	var bo backoff
+	for {
+		last, _, err := b.st.Last(b.ctx)
+		if err == nil {
+			return last, true
+		}
+		if b.ctx.Err() != nil || errors.Is(err, store.ErrClosed) {
+			return 0, false
+		}
+		b.ready.Store(false)
+		if ok, n := b.readLog.allow(time.Second); ok {
+			b.log.Error("broker: read log end", "err", err, "suppressed", n)
+		}
+		if !sleepCtx(b.ctx, bo.next()) {
+			return 0, false
+		}
+	}
+}
+
+// Ready reports whether the broker is following its log: it knows the log's
+// position and its last read succeeded. A hub's readiness check uses it.
+func (b *Broker) Ready() bool { return b.ready.Load() }
+
+// backoff is a capped exponential delay: 50 ms doubling to 5 s.
+type backoff struct{ d time.Duration }
+
+func (bo *backoff) next() time.Duration {
+	bo.d = min(max(bo.d*2, 50*time.Millisecond), 5*time.Second)
+	return bo.d
+}
+
+func (bo *backoff) reset() { bo.d = 0 }
+
+// logLimiter lets a repeated log line through at most once per interval and
+// counts the ones it held back.
+type logLimiter struct {
+	next       atomic.Int64 // UnixNano before which lines are held back
+	suppressed atomic.Int64
+}
+
+// allow reports whether to log now, and how many lines were held back
+// since the last one logged.
+func (l *logLimiter) allow(every time.Duration) (bool, int64) {
+	now := time.Now().UnixNano()
+	next := l.next.Load()
+	if now < next || !l.next.CompareAndSwap(next, now+int64(every)) {
+		l.suppressed.Add(1)
+		return false, 0
+	}
+	return true, l.suppressed.Swap(0)
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) bool {
@@ -309,9 +478,13 @@ func (b *Broker) encode(u *store.Update) []byte {
 	return buf
 }
 
-// dispatch queues u's bytes to every matching subscriber.
+// dispatch queues u's bytes to every matching subscriber. The encoded
+// update goes into the replay cache first, so that a stream registered with
+// this update as its seam finds it there.
 func (b *Broker) dispatch(u *store.Update) {
-	buf := b.encode(u)
+	e := encoded{seq: u.Seq, topics: u.Topics, private: u.Private, buf: b.arena.encode(b, u)}
+	b.cache.add(e)
+	buf := e.buf
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	b.dispatched = u.Seq
@@ -361,6 +534,9 @@ func (b *Broker) register(s *subscriber, from uint64) (uint64, error) {
 	if b.closed {
 		return 0, ErrShutdown
 	}
+	if !b.ready.Load() {
+		return 0, ErrNotReady
+	}
 	if b.cfg.MaxSubscribers > 0 && b.nsubs >= b.cfg.MaxSubscribers {
 		return 0, ErrTooManySubscribers
 	}
@@ -407,6 +583,42 @@ func (b *Broker) unregister(s *subscriber) {
 	delete(b.wild, s)
 	b.mu.Unlock()
 	b.presence(s, false)
+}
+
+// retire hands a parked stream that ended to the reaper. It never blocks
+// and takes no broker lock: the writer pool calls it.
+func (b *Broker) retire(s *subscriber) {
+	b.graveMu.Lock()
+	b.grave = append(b.grave, s)
+	b.graveMu.Unlock()
+	select {
+	case b.reapCh <- struct{}{}:
+	default:
+	}
+}
+
+// reaper unregisters the parked streams that ended, off the writer pool's
+// goroutines.
+func (b *Broker) reaper() {
+	for {
+		select {
+		case <-b.ctx.Done():
+			return
+		case <-b.reapCh:
+			b.reap()
+		}
+	}
+}
+
+// reap unregisters every retired stream.
+func (b *Broker) reap() {
+	b.graveMu.Lock()
+	grave := b.grave
+	b.grave = nil
+	b.graveMu.Unlock()
+	for _, s := range grave {
+		b.unregister(s)
+	}
 }
 
 // presence reports the start or end of s to Config.OnSubscription.
@@ -507,6 +719,7 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 	go func() {
 		b.wg.Wait()
 		b.subWG.Wait()
+		b.reap() // parked streams the pool closed after the reaper stopped
 		close(done)
 	}()
 	select {
@@ -519,12 +732,15 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 
 // Stats is a snapshot of broker counters.
 type Stats struct {
-	Subscribers int    // open streams
-	Parked      int    // streams held by the shared writer pool
-	Topics      int    // distinct exact topics with at least one subscriber
-	Published   uint64 // updates fanned out since start
-	Delivered   uint64 // deliveries queued to subscribers since start
-	Dropped     uint64 // subscribers disconnected as too slow since start
+	Subscribers   int    // open streams
+	Parked        int    // streams held by the shared writer pool
+	Topics        int    // distinct exact topics with at least one subscriber
+	Published     uint64 // updates fanned out since start
+	Delivered     uint64 // deliveries queued to subscribers since start
+	Dropped       uint64 // subscribers disconnected as too slow since start
+	Gaps          uint64 // streams ended because updates owed to them were trimmed (ErrHistoryGap)
+	Resets        uint64 // log resets detected (ErrLogReset); each ends every stream
+	WriteTimeouts uint64 // streams cut because their client stopped reading (ErrWriteTimeout)
 }
 
 // Stats returns the current counters. Safe for concurrent use.
@@ -533,11 +749,14 @@ func (b *Broker) Stats() Stats {
 	n, topics := b.nsubs, len(b.exact)
 	b.mu.RUnlock()
 	return Stats{
-		Subscribers: n,
-		Parked:      int(b.parked.Load()),
-		Topics:      topics,
-		Published:   b.published.Load(),
-		Delivered:   b.delivered.Load(),
-		Dropped:     b.dropped.Load(),
+		Subscribers:   n,
+		Parked:        int(b.parked.Load()),
+		Topics:        topics,
+		Published:     b.published.Load(),
+		Delivered:     b.delivered.Load(),
+		Dropped:       b.dropped.Load(),
+		Gaps:          b.gaps.Load(),
+		Resets:        b.resets.Load(),
+		WriteTimeouts: b.writeTimeouts.Load(),
 	}
 }

@@ -39,3 +39,16 @@ func (b *Broker) UnindexedForBench(topics []string) any {
 	}
 	return newSubscriber(b, m, nil)
 }
+
+// LockForTest holds the broker's lock, as a long fan-out does, until the
+// returned function is called.
+func (b *Broker) LockForTest() (unlock func()) {
+	b.mu.Lock()
+	return b.mu.Unlock
+}
+
+// CachedForTest returns how many encoded updates the replay cache holds.
+func (b *Broker) CachedForTest() int { return b.cache.entries() }
+
+// ParkedForTest reads the parked-stream count without the broker's lock.
+func (b *Broker) ParkedForTest() int64 { return b.parked.Load() }

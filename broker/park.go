@@ -6,5 +6,5 @@ import "github.com/herald-sse/herald/internal/netpoll"
 type parker = *netpoll.Poller
 
 func newParker(cfg Config) (parker, error) {
-	return netpoll.New(netpoll.Config{Workers: cfg.Writers, IOUring: cfg.IOUring, Logger: cfg.Logger})
+	return netpoll.New(netpoll.Config{Workers: cfg.Writers, IOUring: cfg.IOUring, Logger: cfg.Logger, WriteTimeout: cfg.WriteTimeout})
 }

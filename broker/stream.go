@@ -2,10 +2,13 @@ package broker
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"os"
 	"slices"
 	"time"
 
@@ -20,10 +23,12 @@ import (
 // requested id when the log holds it, "earliest" when it does not).
 //
 // Call it from an http.Handler after authorization. Plain HTTP/1.1 streams
-// are parked with the shared writer pool and Subscribe returns as soon as
-// the replay is written; other streams (HTTP/2, TLS, wrappers that cannot
-// hijack) are served on the caller's goroutine until they end. Errors
-// before the head is written are answered with an HTTP error status.
+// over a TCP or Unix socket are parked with the shared writer pool and
+// Subscribe returns as soon as the replay is written; other streams (HTTP/2,
+// TLS, connections wrapped by a listener, wrappers that cannot hijack) are
+// served on the caller's goroutine until they end. Errors before the head
+// is written are answered with an HTTP error status; refusals for load
+// (503) also close the connection, so a refused client does not keep it.
 func (b *Broker) Subscribe(w http.ResponseWriter, r *http.Request, sub Subscription) error {
 	if len(sub.Topics) == 0 {
 		http.Error(w, "no topic selector", http.StatusBadRequest)
@@ -46,7 +51,7 @@ func (b *Broker) Subscribe(w http.ResponseWriter, r *http.Request, sub Subscript
 	if replay {
 		from, err = b.replayStart(r, sub.LastEventID)
 		if err != nil {
-			http.Error(w, "history unavailable", http.StatusServiceUnavailable)
+			refuse(w, "history unavailable, retry later")
 			return err
 		}
 		if from == 0 {
@@ -61,11 +66,14 @@ func (b *Broker) Subscribe(w http.ResponseWriter, r *http.Request, sub Subscript
 	until, err := b.register(s, from)
 	if err != nil {
 		reason := "shutting down"
-		if errors.Is(err, ErrTooManySubscribers) {
+		switch {
+		case errors.Is(err, ErrTooManySubscribers):
 			reason = "too many subscribers, retry later"
-			w.Header().Set("Retry-After", "5")
+		case errors.Is(err, ErrNotReady):
+			reason = "history unavailable, retry later"
 		}
-		http.Error(w, reason, http.StatusServiceUnavailable)
+		h.Del("Last-Event-ID")
+		refuse(w, reason)
 		return err
 	}
 	defer b.subWG.Done()
@@ -76,13 +84,21 @@ func (b *Broker) Subscribe(w http.ResponseWriter, r *http.Request, sub Subscript
 	h.Del("Content-Length")
 
 	if b.park != nil && r.ProtoMajor == 1 && r.TLS == nil {
-		parked, err := b.serveParked(w, r, s, replay, from, until)
-		if parked || err != nil {
-			return err
+		if conn, brw, err := http.NewResponseController(w).Hijack(); err == nil {
+			return b.serveHijacked(r, h, conn, brw, s, replay, from, until)
 		}
 	}
 	defer b.unregister(s)
-	return b.serveStream(w, r, s, replay, from, until)
+	rc := http.NewResponseController(w)
+	w.WriteHeader(http.StatusOK)
+	return b.serveStream(r.Context(), r.Context().Done(), responseOut{w, rc}, s, replay, from, until)
+}
+
+// refuse answers 503 with Retry-After and closes the connection.
+func refuse(w http.ResponseWriter, reason string) {
+	w.Header().Set("Retry-After", "5")
+	w.Header().Set("Connection", "close")
+	http.Error(w, reason, http.StatusServiceUnavailable)
 }
 
 // replayStart finds the Seq to replay after. 0 means from the oldest
@@ -101,66 +117,135 @@ func (b *Broker) replayStart(r *http.Request, id string) (uint64, error) {
 	return seq, nil
 }
 
-// writeReplay writes the retained updates in (from, until] that s matches.
-func (b *Broker) writeReplay(r *http.Request, w io.Writer, s *subscriber, from, until uint64) error {
+// writeReplay writes the retained updates in (from, until] that s matches:
+// from the replay cache's shared bytes where it covers them, otherwise read
+// from the store and encoded. If the store no longer holds updates of that
+// range (trimmed while we replayed, or the log was reset) it returns an
+// error wrapping ErrHistoryGap: the stream must end, not skip them.
+func (b *Broker) writeReplay(ctx context.Context, w io.Writer, s *subscriber, from, until uint64) error {
+	var ents []encoded
 	after := from
 	for after < until {
-		ups, err := b.st.Read(r.Context(), after, b.cfg.ReplayBatch)
-		if errors.Is(err, store.ErrCursorGone) {
-			// Trimmed while we replayed: continue from the oldest retained.
-			ups, err = b.st.Read(r.Context(), 0, b.cfg.ReplayBatch)
+		if err := s.ended(); err != nil {
+			return err
 		}
-		if err != nil {
-			return fmt.Errorf("broker: replay: %w", err)
+		var ok bool
+		if ents, ok = b.cache.read(after, until, b.cfg.ReplayBatch, ents[:0]); !ok {
+			var err error
+			if ents, err = b.readEncoded(ctx, after, until, ents); err != nil {
+				if errors.Is(err, store.ErrCursorGone) || errors.Is(err, store.ErrLogReset) {
+					b.gaps.Add(1)
+					return fmt.Errorf("%w: %w", ErrHistoryGap, err)
+				}
+				return fmt.Errorf("broker: replay: %w", err)
+			}
 		}
-		if len(ups) == 0 {
+		if len(ents) == 0 {
 			return nil
 		}
-		for i := range ups {
-			u := &ups[i]
-			if u.Seq > until {
-				return nil
-			}
-			after = u.Seq
-			if !s.topics.MatchAny(u.Topics) || (u.Private && !s.private.MatchAny(u.Topics)) {
+		for i := range ents {
+			e := &ents[i]
+			after = e.seq
+			if e.buf == nil || !s.wants(e) {
 				continue
 			}
-			if buf := b.encode(u); buf != nil {
-				if _, err := w.Write(buf); err != nil {
-					return err
-				}
+			if _, err := w.Write(e.buf); err != nil {
+				return err
 			}
 		}
+		clear(ents)
 	}
 	return nil
 }
 
-// serveStream is the goroutine-per-stream path.
-func (b *Broker) serveStream(w http.ResponseWriter, r *http.Request, s *subscriber, replay bool, from, until uint64) error {
-	rc := http.NewResponseController(w)
-	w.WriteHeader(http.StatusOK)
-	deadline := func() { _ = rc.SetWriteDeadline(time.Now().Add(b.cfg.WriteTimeout)) }
+// readEncoded reads the next batch of updates in (after, until] from the
+// store and appends them, encoded, to dst.
+func (b *Broker) readEncoded(ctx context.Context, after, until uint64, dst []encoded) ([]encoded, error) {
+	ups, err := b.st.Read(ctx, after, b.cfg.ReplayBatch)
+	if err != nil {
+		return dst, err
+	}
+	for i := range ups {
+		if ups[i].Seq > until {
+			break
+		}
+		dst = append(dst, b.newEncoded(&ups[i]))
+	}
+	return dst, nil
+}
+
+// errClientGone is the reason a stream on a hijacked connection ends when
+// its client closes the connection.
+var errClientGone = errors.New("broker: client closed the connection")
+
+// streamOut is where a stream on its own goroutine writes: the
+// ResponseWriter, or a hijacked connection that cannot be parked.
+type streamOut interface {
+	io.Writer
+	Flush() error
+	SetWriteDeadline(time.Time) error
+}
+
+// responseOut writes through the ResponseWriter.
+type responseOut struct {
+	http.ResponseWriter
+	rc *http.ResponseController
+}
+
+func (o responseOut) Flush() error                       { return o.rc.Flush() }
+func (o responseOut) SetWriteDeadline(t time.Time) error { return o.rc.SetWriteDeadline(t) }
+
+// connOut writes a hijacked connection through its buffer.
+type connOut struct {
+	bw   *bufio.Writer
+	conn net.Conn
+}
+
+func (o connOut) Write(p []byte) (int, error)        { return o.bw.Write(p) }
+func (o connOut) Flush() error                       { return o.bw.Flush() }
+func (o connOut) SetWriteDeadline(t time.Time) error { return o.conn.SetWriteDeadline(t) }
+
+// serveStream is the goroutine-per-stream path: it writes the retry hint
+// and the replay, then the live updates, until gone is closed (the client
+// went away) or the stream ends. Each batch of writes must be accepted
+// within Config.WriteTimeout.
+func (b *Broker) serveStream(ctx context.Context, gone <-chan struct{}, out streamOut, s *subscriber, replay bool, from, until uint64) error {
+	deadline := func() { _ = out.SetWriteDeadline(time.Now().Add(b.cfg.WriteTimeout)) }
+	fail := func(err error) error {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			err = ErrWriteTimeout
+		}
+		if s.close(err) && err == ErrWriteTimeout {
+			b.writeTimeouts.Add(1)
+		}
+		return err
+	}
 	deadline()
 	if b.retry != nil {
-		if _, err := w.Write(b.retry); err != nil {
-			return err
+		if _, err := out.Write(b.retry); err != nil {
+			return fail(err)
 		}
 	}
 	if replay {
-		if err := b.writeReplay(r, w, s, from, until); err != nil {
-			return err
+		if err := b.writeReplay(ctx, out, s, from, until); err != nil {
+			out.Flush() // the events written so far are complete
+			return fail(err)
 		}
 	}
-	if err := rc.Flush(); err != nil {
-		return err
+	if err := out.Flush(); err != nil {
+		return fail(err)
 	}
 	notify, done := s.startGoroutine()
 	var bufs [][]byte
 	for {
 		select {
 		case <-notify:
-		case <-r.Context().Done():
-			s.close(r.Context().Err())
+		case <-gone:
+			err := ctx.Err()
+			if err == nil { // a hijacked connection's context outlives the client
+				err = errClientGone
+			}
+			s.close(err)
 			return nil
 		case <-done:
 			return nil
@@ -168,44 +253,72 @@ func (b *Broker) serveStream(w http.ResponseWriter, r *http.Request, s *subscrib
 		bufs = s.Take(bufs[:0])
 		deadline()
 		for _, buf := range bufs {
-			if _, err := w.Write(buf); err != nil {
-				s.close(err)
-				return err
+			if _, err := out.Write(buf); err != nil {
+				return fail(err)
 			}
 		}
 		clear(bufs)
-		if err := rc.Flush(); err != nil {
-			s.close(err)
-			return err
+		if err := out.Flush(); err != nil {
+			return fail(err)
 		}
 	}
 }
 
-// serveParked hijacks the connection, writes the head and the replay on the
-// caller's goroutine, then hands the connection to the writer pool. It
-// reports false (and no error) when the connection cannot be hijacked, so
-// the caller falls back to serveStream.
-func (b *Broker) serveParked(w http.ResponseWriter, r *http.Request, s *subscriber, replay bool, from, until uint64) (bool, error) {
-	conn, brw, err := http.NewResponseController(w).Hijack()
-	if err != nil {
-		return false, nil
+// parkable reports whether the writer pool can take conn over: a plain
+// socket, whose bytes on the wire are exactly what is written to it. A
+// connection wrapped by a listener (a connection limit, the PROXY protocol,
+// a multiplexer, TLS) may transform or account for what is written, so it
+// is served on its own goroutine instead, decided before anything is
+// written.
+func parkable(conn net.Conn) bool {
+	switch conn.(type) {
+	case *net.TCPConn, *net.UnixConn:
+		return true
 	}
-	fail := func(err error) (bool, error) {
+	return false
+}
+
+// serveHijacked serves a hijacked HTTP/1.1 connection: it writes the head
+// and the replay on the caller's goroutine, then hands a plain socket to
+// the writer pool, or serves any other connection on this goroutine until
+// the stream ends.
+func (b *Broker) serveHijacked(r *http.Request, h http.Header, conn net.Conn, brw *bufio.ReadWriter, s *subscriber, replay bool, from, until uint64) error {
+	bw := brw.Writer // buffers on conn; dropped once the stream is parked
+	if !parkable(conn) {
+		defer b.unregister(s)
+		// Nothing watches a hijacked connection: a reader notices the
+		// client going away.
+		gone := make(chan struct{})
+		go func() {
+			defer close(gone)
+			io.Copy(io.Discard, brw.Reader)
+		}()
+		defer func() {
+			conn.Close()
+			<-gone
+		}()
+		_ = conn.SetReadDeadline(time.Time{})
+		if err := writeHead(bw, h); err != nil {
+			return err
+		}
+		return b.serveStream(r.Context(), gone, connOut{bw, conn}, s, replay, from, until)
+	}
+	fail := func(err error) error {
 		conn.Close()
 		s.close(err)
 		b.unregister(s)
-		return true, err
+		return err
 	}
 	_ = conn.SetWriteDeadline(time.Now().Add(b.cfg.WriteTimeout))
-	bw := brw.Writer // buffers on conn; dropped once the stream is parked
-	if err := writeHead(bw, w.Header()); err != nil {
+	if err := writeHead(bw, h); err != nil {
 		return fail(err)
 	}
 	if b.retry != nil {
 		bw.Write(b.retry)
 	}
 	if replay {
-		if err := b.writeReplay(r, bw, s, from, until); err != nil {
+		if err := b.writeReplay(r.Context(), bw, s, from, until); err != nil {
+			bw.Flush() // the events written so far are complete
 			return fail(err)
 		}
 	}
@@ -219,9 +332,9 @@ func (b *Broker) serveParked(w http.ResponseWriter, r *http.Request, s *subscrib
 	}
 	b.parked.Add(1)
 	if !s.park(pc) {
-		pc.Close() // ended while parking; Closed unregisters it
+		pc.Close() // ended while parking; Closed retires it
 	}
-	return true, nil
+	return nil
 }
 
 // writeHead writes an HTTP/1.1 200 response head for a close-delimited

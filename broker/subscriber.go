@@ -1,8 +1,10 @@
 package broker
 
 import (
+	"errors"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/herald-sse/herald/internal/netpoll"
 )
@@ -55,9 +57,14 @@ func (s *subscriber) enqueue(buf []byte) bool {
 		return false
 	}
 	if s.queued+len(buf) > s.b.cfg.MaxPending {
+		pending := s.queued
 		s.mu.Unlock()
 		s.b.dropped.Add(1)
-		s.b.log.Info("broker: disconnecting slow subscriber", "pending", s.queued)
+		// Fan-out holds Broker.mu here: one line per second at most, however
+		// many subscribers a burst leaves behind.
+		if ok, n := s.b.slowLog.allow(time.Second); ok {
+			s.b.log.Info("broker: disconnecting slow subscriber", "pending", pending, "suppressed", n)
+		}
 		s.close(ErrSlowConsumer)
 		return false
 	}
@@ -102,22 +109,36 @@ func (s *subscriber) Take(bufs [][]byte) [][]byte {
 }
 
 // Closed is called by the writer pool when a parked connection is finished.
-// It implements netpoll.Source.
+// It implements netpoll.Source. It must not block, so it does not take the
+// broker's lock (a fan-out may hold it): the reaper unregisters s.
 func (s *subscriber) Closed(err error) {
-	if err == nil {
+	switch {
+	case err == nil:
 		err = ErrShutdown
+	case errors.Is(err, netpoll.ErrWriteTimeout):
+		err = ErrWriteTimeout
 	}
-	s.close(err)
-	s.b.unregister(s)
+	if s.close(err) && err == ErrWriteTimeout {
+		s.b.writeTimeouts.Add(1)
+	}
 	s.b.parked.Add(-1)
+	s.b.retire(s)
 }
 
-// close ends the stream with reason err. Idempotent; the first reason wins.
-func (s *subscriber) close(err error) {
+// ended returns why the stream ended, or nil while it is open.
+func (s *subscriber) ended() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
+// close ends the stream with reason err. Idempotent; the first reason wins,
+// and close reports whether this call was the first.
+func (s *subscriber) close(err error) bool {
 	s.mu.Lock()
 	if s.err != nil {
 		s.mu.Unlock()
-		return
+		return false
 	}
 	s.err = err
 	s.queue, s.queued = nil, 0
@@ -129,6 +150,13 @@ func (s *subscriber) close(err error) {
 	if pc != nil {
 		pc.Close()
 	}
+	return true
+}
+
+// wants reports whether s receives e: one of its selectors matches, and a
+// private update is also authorized by its private selectors.
+func (s *subscriber) wants(e *encoded) bool {
+	return s.topics.MatchAny(e.topics) && (!e.private || s.private.MatchAny(e.topics))
 }
 
 // closedCh is a channel that is already closed, for streams that ended

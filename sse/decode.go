@@ -65,6 +65,8 @@ type Decoder struct {
 	idNew   bool   // idBuf has changed since lastID was set from it
 	lastID  string // last event ID string: idBuf as of the last blank line
 	retry   time.Duration
+
+	comment func(text string) error // set by SetCommentFunc; nil ignores comments
 }
 
 // NewDecoder returns a Decoder that reads from r. The caller keeps
@@ -92,6 +94,32 @@ func (d *Decoder) SetMaxEventSize(n int) {
 // in an event left unfinished at the end of the stream does not change it.
 func (d *Decoder) LastEventID() string {
 	return d.lastID
+}
+
+// SetLastEventID sets the stream's last event ID to id, as if an "id: id"
+// line and a blank line had just been read. A client that reconnects
+// calls it on the new connection's Decoder with the ID it had, so that,
+// as the spec requires, the last event ID persists across connections:
+// an event without an "id" field carries id, [Decoder.LastEventID]
+// returns id until an "id" field changes it, and an empty "id" field
+// clears it. Call it before the first [Decoder.Next]; a pending "id" field
+// of an event not yet dispatched is forgotten.
+func (d *Decoder) SetLastEventID(id string) {
+	d.idBuf = append(d.idBuf[:0], id...)
+	d.idNew = false
+	d.lastID = id
+}
+
+// SetCommentFunc makes [Decoder.Next] call fn with the text of each
+// comment line (a line starting with a colon), in stream order, before
+// it returns the event that follows. The text is the rest of the line
+// after the colon, without one leading space if there is one (as for
+// field values), with invalid UTF-8 replaced: ": heartbeat" gives
+// "heartbeat", and ":" (the usual heartbeat) gives "". If fn returns an
+// error, Next stops and returns it; like every error of Next it is
+// sticky. A nil fn, the default, ignores comments, as the spec says.
+func (d *Decoder) SetCommentFunc(fn func(text string) error) {
+	d.comment = fn
 }
 
 // Retry returns the most recent valid reconnection time received in a
@@ -134,11 +162,32 @@ func (d *Decoder) Next() (Event, error) {
 			continue
 		}
 		if line[0] == ':' {
-			continue // comment; readLine has checked its length
+			// A comment; readLine has checked its length.
+			if d.comment != nil {
+				if err := d.onComment(line[1:]); err != nil {
+					return Event{}, err
+				}
+			}
+			continue
 		}
 		d.eventBytes += len(line)
 		d.field(line)
 	}
+}
+
+// onComment passes the text of a comment line to the comment function. An
+// error it returns becomes the sticky error of Next.
+func (d *Decoder) onComment(text []byte) error {
+	if len(text) > 0 && text[0] == ' ' {
+		text = text[1:]
+	}
+	if err := d.comment(utf8String(text)); err != nil {
+		d.err = err
+		d.data, d.typ = d.data[:0], d.typ[:0]
+		d.eventBytes = 0
+		return err
+	}
+	return nil
 }
 
 // limit returns the event size limit in effect.

@@ -88,3 +88,25 @@ func ExampleEncoder() {
 	//
 	// : keep-alive
 }
+
+// A client that reconnects starts the new connection's decoder from the
+// last event ID it had, and may watch comments (heartbeats).
+func ExampleDecoder_SetLastEventID() {
+	// The new connection sends an event without an "id" field.
+	d := sse.NewDecoder(strings.NewReader(":\n: keep-alive\ndata: after reconnecting\n\n"))
+	d.SetLastEventID("41")
+	d.SetCommentFunc(func(text string) error {
+		fmt.Fprintf(os.Stdout, "comment %q\n", text)
+		return nil
+	})
+	ev, err := d.Next()
+	if err != nil {
+		fmt.Fprintln(os.Stdout, "error:", err)
+		return
+	}
+	fmt.Fprintf(os.Stdout, "id=%q data=%q\n", ev.ID, ev.Data)
+	// Output:
+	// comment ""
+	// comment "keep-alive"
+	// id="41" data="after reconnecting"
+}

@@ -38,6 +38,7 @@ type serveConfig struct {
 	retry           time.Duration
 	maxBody         int64
 	maxPending      int
+	writeTimeout    time.Duration
 	maxSubscribers  int
 	maxTopics       int
 	corsOrigins     csvFlag
@@ -78,6 +79,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.retry, "retry", 2*time.Second, "reconnection time sent to clients as retry: (0: none)")
 	fs.Int64Var(&c.maxBody, "max-body", 1<<20, "largest publish request body in bytes")
 	fs.IntVar(&c.maxPending, "max-pending", 1<<20, "bytes a subscriber may fall behind before it is disconnected")
+	fs.DurationVar(&c.writeTimeout, "write-timeout", 30*time.Second, "cut a subscriber whose connection accepted no bytes for this long (it stopped reading)")
 	fs.IntVar(&c.maxSubscribers, "max-subscribers", 0, "open streams beyond which subscribers get 503 (0: no limit)")
 	fs.IntVar(&c.maxTopics, "max-topics", 100, "topic selectors allowed in one subscription request")
 	fs.Var(&c.corsOrigins, "cors-origins", "origins allowed to subscribe and publish cross-origin, with credentials (repeatable or comma-separated)")
@@ -175,6 +177,7 @@ func serve(ctx context.Context, c serveConfig, logger *slog.Logger, stdout io.Wr
 		Heartbeat:      disableIfZero(c.heartbeat),
 		Retry:          disableIfZero(c.retry),
 		MaxPending:     c.maxPending,
+		WriteTimeout:   c.writeTimeout,
 		MaxSubscribers: c.maxSubscribers,
 		NoPark:         c.noPark,
 		IOUring:        c.ioUring,

@@ -3,6 +3,7 @@ package netpoll
 import (
 	"errors"
 	"log/slog"
+	"time"
 )
 
 // Source is the producer side of one connection; the broker's subscriber
@@ -42,6 +43,15 @@ type Config struct {
 	// Logger receives unexpected errors of the writer goroutines. Nil
 	// means a logger that discards everything.
 	Logger *slog.Logger
+
+	// WriteTimeout cuts a connection whose socket has refused bytes for
+	// this long: the clock starts when a send first leaves a remainder
+	// (the peer stopped reading and the kernel's buffers are full) and
+	// stops when the remainder is written. Such a connection finishes with
+	// [ErrWriteTimeout]. Zero or negative means no timeout. The check runs
+	// every WriteTimeout/8, so a connection is cut between WriteTimeout and
+	// 1.125×WriteTimeout after it blocked.
+	WriteTimeout time.Duration
 }
 
 // ErrUnsupported is returned by [New] on operating systems where the poller
@@ -50,6 +60,10 @@ var ErrUnsupported = errors.New("netpoll: unsupported")
 
 // ErrClosed is returned by [Poller.Register] after [Poller.Close].
 var ErrClosed = errors.New("netpoll: poller closed")
+
+// ErrWriteTimeout is passed to [Source.Closed] when the socket refused
+// bytes for longer than [Config.WriteTimeout].
+var ErrWriteTimeout = errors.New("netpoll: write timed out: the peer stopped reading")
 
 // ErrPeerClosed is passed to [Source.Closed] when the peer closed or shut
 // down its side of the connection.

@@ -52,12 +52,15 @@ type Poller struct {
 	closed  atomic.Bool
 	wg      sync.WaitGroup
 	log     *slog.Logger
+
+	writeTimeout time.Duration // zero: none
+	stop         chan struct{} // closed by Close: stops the sweeper
 }
 
 // Conn is a connection registered with a [Poller]. Its methods are safe for
 // concurrent use and never block.
 //
-// Per-connection state is this struct (88 bytes on 64-bit platforms) plus
+// Per-connection state is this struct (96 bytes on 64-bit platforms) plus
 // one map entry in its worker; the remainder slice is allocated only while
 // the socket is full.
 type Conn struct {
@@ -66,6 +69,8 @@ type Conn struct {
 
 	// Owned by the worker goroutine.
 	pending [][]byte // unwritten remainder; nil when the socket has room
+	blocked int64    // when pending became non-nil (UnixNano); see Config.WriteTimeout
+	stalled bool     // on the worker's stalled list
 
 	fd  int32
 	key uint32 // epoll data and key in worker.conns; unique per worker
@@ -100,13 +105,20 @@ type worker struct {
 	lastKey  uint32
 	stopping bool // no more Register or eventfd writes; the worker exits
 
-	spare   []*Conn // the other dirty list
-	bufs    [][]byte
-	iov     []unix.Iovec
-	msg     unix.Msghdr
-	discard []byte
-	ring    *uring        // nil: one sendmsg per connection
-	loops   atomic.Uint64 // epoll_wait returns, for tests
+	spare []*Conn // the other dirty list
+	// stalled lists the connections that had a remainder when they were
+	// last checked (a superset of those with one now); sweep cuts those
+	// blocked longer than the write timeout. nstalled is its length, read
+	// by the sweeper to skip workers with nothing to check.
+	stalled  []*Conn
+	nstalled atomic.Int32
+	sweepDue atomic.Bool // the sweeper asked for a sweep
+	bufs     [][]byte
+	iov      []unix.Iovec
+	msg      unix.Msghdr
+	discard  []byte
+	ring     *uring        // nil: one sendmsg per connection
+	loops    atomic.Uint64 // epoll_wait returns, for tests
 }
 
 // New starts a Poller with cfg.Workers writer goroutines. It returns an
@@ -119,7 +131,7 @@ func New(cfg Config) (*Poller, error) {
 	if n == 0 {
 		n = runtime.GOMAXPROCS(0)
 	}
-	p := &Poller{log: cfg.Logger}
+	p := &Poller{log: cfg.Logger, writeTimeout: max(cfg.WriteTimeout, 0), stop: make(chan struct{})}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
 	}
@@ -146,7 +158,58 @@ func New(cfg Config) (*Poller, error) {
 	for _, w := range p.workers {
 		p.wg.Go(w.run)
 	}
+	if p.writeTimeout > 0 {
+		p.wg.Go(p.sweeper)
+	}
 	return p, nil
+}
+
+// sweeper asks every worker with blocked connections to check them for the
+// write timeout, every writeTimeout/8. The check itself runs on the worker,
+// which owns the connections' remainders.
+func (p *Poller) sweeper() {
+	t := time.NewTicker(max(p.writeTimeout/8, time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-p.stop:
+			return
+		case <-t.C:
+		}
+		for _, w := range p.workers {
+			if w.nstalled.Load() == 0 {
+				continue
+			}
+			w.sweepDue.Store(true)
+			w.mu.Lock()
+			if !w.stopping {
+				w.signal()
+			}
+			w.mu.Unlock()
+		}
+	}
+}
+
+// sweep finishes the connections blocked for longer than the write timeout
+// and forgets those that are no longer blocked.
+func (w *worker) sweep() {
+	now := time.Now().UnixNano()
+	limit := int64(w.p.writeTimeout)
+	keep := w.stalled[:0]
+	for _, c := range w.stalled {
+		switch {
+		case c.done.Load() || c.pending == nil:
+			c.stalled = false
+		case now-c.blocked >= limit:
+			c.stalled = false
+			w.finish(c, ErrWriteTimeout)
+		default:
+			keep = append(keep, c)
+		}
+	}
+	clear(w.stalled[len(keep):])
+	w.stalled = keep
+	w.nstalled.Store(int32(len(keep)))
 }
 
 func newWorker(p *Poller) (*worker, error) {
@@ -309,6 +372,7 @@ func (p *Poller) Close() error {
 		p.wg.Wait()
 		return nil
 	}
+	close(p.stop)
 	for _, w := range p.workers {
 		w.mu.Lock()
 		w.stopping = true
@@ -429,6 +493,9 @@ func (w *worker) wakeup() bool {
 	if stopping {
 		return true
 	}
+	if w.sweepDue.Swap(false) {
+		w.sweep()
+	}
 	for _, c := range list {
 		// Clear queued first: a Wake from now on queues c again.
 		c.queued.Store(false)
@@ -541,6 +608,14 @@ func (w *worker) writeTaken(c *Conn, bufs [][]byte) {
 	if len(rest) > 0 {
 		// rest aliases bufs: copy the headers (not the bytes).
 		c.pending = append([][]byte(nil), rest...)
+		if w.p.writeTimeout > 0 {
+			c.blocked = time.Now().UnixNano()
+			if !c.stalled {
+				c.stalled = true
+				w.stalled = append(w.stalled, c)
+				w.nstalled.Store(int32(len(w.stalled)))
+			}
+		}
 	}
 }
 

@@ -751,3 +751,49 @@ func TestURingBroken(t *testing.T) {
 		t.Errorf("read %q after fallback, want %q", got, "after\n")
 	}
 }
+
+// TestWriteTimeout checks that a peer which stops reading is cut once its
+// socket has refused bytes for Config.WriteTimeout, and that a peer which
+// reads is not, however long its connection stays idle.
+func TestWriteTimeout(t *testing.T) { both(t, testWriteTimeout) }
+
+func testWriteTimeout(t *testing.T, uring bool) {
+	const timeout = 200 * time.Millisecond
+	p := newPoller(t, netpoll.Config{Workers: 1, IOUring: uring, WriteTimeout: timeout})
+	servers, clients := pairs(t, 2)
+	stuck, reader := clients[0], clients[1]
+	if err := stuck.SetReadBuffer(16 << 10); err != nil {
+		t.Fatal(err)
+	}
+	ss, rs := newSource(), newSource()
+	register(t, p, servers[0], ss)
+	rpc := register(t, p, servers[1], rs)
+	waitFor(t, "first Takes", func() bool { return ss.takes.Load() == 1 && rs.takes.Load() == 1 })
+
+	data := make([]byte, 4<<20) // far more than both sockets' buffers hold
+	start := time.Now()
+	ss.push(data)
+	if err := ss.waitClosed(t); !errors.Is(err, netpoll.ErrWriteTimeout) {
+		t.Fatalf("Closed(%v) for a peer that stopped reading, want ErrWriteTimeout", err)
+	}
+	if d := time.Since(start); d < timeout {
+		t.Errorf("cut after %v, before the write timeout %v", d, timeout)
+	}
+
+	// The reader takes the same burst and then idles past the timeout.
+	rs.push(data)
+	reader.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.ReadFull(reader, make([]byte, len(data))); err != nil {
+		t.Fatalf("reader: %v", err)
+	}
+	time.Sleep(3 * timeout) // several sweeps with nothing blocked
+	select {
+	case err := <-rs.closeErr:
+		t.Fatalf("a reading peer was cut: Closed(%v)", err)
+	default:
+	}
+	rpc.Close()
+	if err := rs.waitClosed(t); err != nil {
+		t.Errorf("Closed(%v), want Closed(nil)", err)
+	}
+}
