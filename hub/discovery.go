@@ -3,6 +3,7 @@ package hub
 import (
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"strings"
 )
 
@@ -109,4 +110,29 @@ func (h *Hub) serveResourceMetadata(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodGet {
 		_, _ = w.Write(body)
 	}
+}
+
+// metadataURL is the absolute URL of the protected resource metadata of
+// the hub whose resource identifier is resource (RFC 9728 section 3.1: the
+// well-known prefix inserted before the path), or "" when resource is not
+// an absolute http(s) URL.
+func metadataURL(resource string) string {
+	u, err := url.Parse(resource)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return ""
+	}
+	return u.Scheme + "://" + u.Host + "/.well-known/oauth-protected-resource" + strings.TrimSuffix(u.EscapedPath(), "/")
+}
+
+// missingToken answers 401 to a request that needs a token and has none:
+// an RFC 6750 challenge without an error code, with the RFC 9728
+// resource_metadata parameter when [Config.Resource] is a URL, so that a
+// client can discover the audience and the authorization servers.
+func (h *Hub) missingToken(w http.ResponseWriter) {
+	v := "Bearer"
+	if h.metadata != "" {
+		v += ` resource_metadata="` + h.metadata + `"`
+	}
+	w.Header().Set("WWW-Authenticate", v)
+	fail(w, http.StatusUnauthorized, "missing access token")
 }

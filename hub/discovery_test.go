@@ -47,3 +47,25 @@ func TestResourceMetadata(t *testing.T) {
 		t.Errorf("POST %s = %d, want 405", hub.ResourceMetadataPath, w.Code)
 	}
 }
+
+func TestMissingTokenChallenge(t *testing.T) {
+	cfg := defaultConfig()
+	cfg.RequireSubscriberToken = true
+	for _, tc := range []struct{ resource, want string }{
+		{"", "Bearer"},
+		{"https://hub.example/.well-known/mercure", `Bearer resource_metadata="https://hub.example/.well-known/oauth-protected-resource/.well-known/mercure"`},
+		{"urn:not-a-url", "Bearer"},
+	} {
+		cfg.Resource = tc.resource
+		e := newEnv(t, cfg)
+		for _, r := range []*http.Request{
+			httptest.NewRequest(http.MethodGet, hub.Path+"?match=a", nil),
+			publishRequest("topic=a", ""),
+		} {
+			w := e.serve(r)
+			if got := w.Header().Get("WWW-Authenticate"); w.Code != 401 || got != tc.want {
+				t.Errorf("Resource %q: %s without token = %d, WWW-Authenticate %q; want 401, %q", tc.resource, r.Method, w.Code, got, tc.want)
+			}
+		}
+	}
+}

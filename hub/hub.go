@@ -130,6 +130,7 @@ type Hub struct {
 
 	resource    string
 	authServers []string
+	metadata    string // the absolute URL of the resource metadata, or ""
 
 	feed      *presenceFeed // nil unless Config.Subscriptions
 	closeOnce sync.Once
@@ -156,6 +157,7 @@ func New(b *broker.Broker, cfg Config) (*Hub, error) {
 
 		resource:    cfg.Resource,
 		authServers: slices.Clone(cfg.AuthorizationServers),
+		metadata:    metadataURL(cfg.Resource),
 	}
 	if h.base == "" {
 		h.base = DefaultBaseURL

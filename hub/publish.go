@@ -161,7 +161,7 @@ func (h *Hub) authenticatePublisher(w http.ResponseWriter, r *http.Request) (*au
 	case errors.Is(err, auth.ErrNoToken) && h.pub == nil:
 		fail(w, http.StatusForbidden, "publishing is disabled: no publisher key is configured")
 	case errors.Is(err, auth.ErrNoToken):
-		challenge(w, http.StatusUnauthorized, "", "missing access token")
+		h.missingToken(w)
 	default:
 		h.log.Debug("hub: publish: token refused", "err", err)
 		challenge(w, http.StatusUnauthorized, "invalid_token", "%s", tokenReason(err))

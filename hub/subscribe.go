@@ -35,7 +35,7 @@ func (h *Hub) subscribe(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.Is(err, auth.ErrNoToken):
 		if h.reqToken {
-			challenge(w, http.StatusUnauthorized, "", "missing access token")
+			h.missingToken(w)
 			return
 		}
 	case err != nil:

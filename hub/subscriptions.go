@@ -316,7 +316,7 @@ func (h *Hub) subscriptions(w http.ResponseWriter, r *http.Request) {
 	claims, err := authenticate(h.sub, r, "subscriber")
 	switch {
 	case errors.Is(err, auth.ErrNoToken):
-		challenge(w, http.StatusUnauthorized, "", "missing access token")
+		h.missingToken(w)
 		return
 	case err != nil:
 		h.log.Debug("hub: subscriptions: token refused", "err", err)
