@@ -73,7 +73,8 @@ func ExampleSignToken() {
 	}
 	fmt.Println(c.Style, c.Subject, c.Matchers("subscribe"), c.Matchers("publish"))
 
-	// The same key cannot stand in for an HMAC secret.
+	// An HMAC-signed token is refused: this verifier has no HMAC secret,
+	// and a public key never serves as one.
 	_, err = v.Verify(func() string { t, _ := auth.Sign(make([]byte, 32), auth.Claims{}, time.Hour); return t }())
 	fmt.Println(errors.Is(err, auth.ErrInvalidToken))
 	// Output:
