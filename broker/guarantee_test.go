@@ -455,3 +455,29 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		}
 	}
 }
+
+// TestSubscriptionUntil: a stream with Subscription.Until (a token's expiry)
+// ends then, parked or not, and its timer goes with it.
+func TestSubscriptionUntil(t *testing.T) {
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			e := newEnv(t, m.cfg)
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				e.b.Subscribe(w, r, broker.Subscription{Topics: []string{"a"}, Until: time.Now().Add(200 * time.Millisecond)})
+			}))
+			defer srv.Close()
+			resp, err := http.Get(srv.URL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			c := &client{resp, sse.NewDecoder(resp.Body)}
+			u := e.publish("a", "before expiry", false)
+			if ev := c.next(t); ev.ID != u.ID {
+				t.Fatalf("event %q, want %q", ev.ID, u.ID)
+			}
+			c.readToEnd(t)
+			waitFor(t, "no subscribers", func() bool { return e.b.Stats().Subscribers == 0 })
+		})
+	}
+}

@@ -63,8 +63,16 @@ func (b *Broker) Subscribe(w http.ResponseWriter, r *http.Request, sub Subscript
 	}
 	s := newSubscriber(b, topics, private)
 	s.selectors, s.id, s.payload = slices.Clone(sub.Topics), sub.Subscriber, sub.Payload
+	if !sub.Until.IsZero() {
+		// Armed before the stream is registered, so that unregister, on
+		// whichever goroutine ends the stream, always finds it.
+		s.expiry = time.AfterFunc(time.Until(sub.Until), func() { s.close(ErrExpired) })
+	}
 	until, err := b.register(s, from)
 	if err != nil {
+		if s.expiry != nil {
+			s.expiry.Stop()
+		}
 		reason := "shutting down"
 		switch {
 		case errors.Is(err, ErrTooManySubscribers):

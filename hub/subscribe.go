@@ -51,6 +51,9 @@ func (h *Hub) subscribe(w http.ResponseWriter, r *http.Request) {
 			sub.Private = private
 		}
 	}
+	if claims != nil {
+		sub.Until = claims.ExpiresAt // the stream ends when the token does
+	}
 	if h.feed != nil {
 		sub.Subscriber = subscriberID(claims)
 		sub.Payload = h.subscribePayload(claims, topics)
