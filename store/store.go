@@ -44,6 +44,19 @@ var (
 	// ErrInvalid reports an Append of an update that cannot be stored
 	// (no topic, or an ID with CR, LF or NUL).
 	ErrInvalid = errors.New("store: invalid update")
+	// ErrLogReset reports that the log lost updates or restarted its
+	// positions since the caller's position was taken (the engine was
+	// flushed, restarted without persistence, failed over to a lagging
+	// replica, or its stream was deleted and recreated). Positions and ids
+	// the caller holds may be gone or name other updates. Read and Wait
+	// return it when they detect this; the caller re-reads Last and follows
+	// the log from there.
+	ErrLogReset = errors.New("store: log reset; positions lost")
+	// ErrOutcomeUnknown reports an Append that may or may not have stored
+	// the update (the engine timed out after the request was sent). Retrying
+	// with the same explicit ID is safe: a stored first attempt makes the
+	// retry fail with ErrDuplicateID.
+	ErrOutcomeUnknown = errors.New("store: append outcome unknown")
 )
 
 // Update is one published event and its routing metadata, as stored in the
