@@ -128,6 +128,18 @@ func NewID() string {
 	return "urn:uuid:" + uuid.Must(uuid.NewV7()).String()
 }
 
+// Size returns the payload bytes of u: the lengths of its ID, Type, Data
+// and topics. Stores bound their history in bytes with it: each counts an
+// update as Size plus its own per-update overhead, so the Sizes of the
+// retained updates never add up to more than the store's MaxBytes.
+func Size(u Update) int64 {
+	n := len(u.ID) + len(u.Type) + len(u.Data)
+	for _, t := range u.Topics {
+		n += len(t)
+	}
+	return int64(n)
+}
+
 // MaxIDLen is the longest update id a store accepts, in bytes.
 const MaxIDLen = 1024
 
