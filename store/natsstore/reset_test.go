@@ -195,3 +195,36 @@ func TestConcurrentCreate(t *testing.T) {
 		}
 	}
 }
+
+// TestStalledAppend pauses the server (SIGSTOP) after an Append's publish
+// is sent: the Append bounded by its context returns
+// store.ErrOutcomeUnknown in time.
+func TestStalledAppend(t *testing.T) {
+	srv := servertest.StartNATS(t)
+	s := open(t, privateConn(t, srv), natsstore.Config{Logger: slog.New(slog.DiscardHandler)})
+	ctx := t.Context()
+	if _, err := s.Append(ctx, store.Update{Topics: []string{"t"}}); err != nil {
+		t.Fatal(err)
+	}
+	srv.Stop()
+	defer srv.Cont()
+	actx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if _, err := s.Append(actx, store.Update{ID: "stalled", Topics: []string{"t"}}); !errors.Is(err, store.ErrOutcomeUnknown) {
+		t.Fatalf("Append with the server paused = %v, want %v", err, store.ErrOutcomeUnknown)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("Append with a 200ms deadline and the server paused took %v", d)
+	}
+	srv.Cont()
+	// The retry with the same id: stored once, whatever the first did.
+	var err error
+	servertest.WaitFor(ctx, 10*time.Second, func() bool {
+		_, err = s.Append(ctx, store.Update{ID: "stalled", Topics: []string{"t"}})
+		return err == nil || errors.Is(err, store.ErrDuplicateID)
+	})
+	if err != nil && !errors.Is(err, store.ErrDuplicateID) {
+		t.Fatalf("Append retry after the pause = %v, want nil or %v", err, store.ErrDuplicateID)
+	}
+}

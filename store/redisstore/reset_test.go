@@ -1,6 +1,7 @@
 package redisstore_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -159,5 +160,42 @@ func TestLogReset(t *testing.T) {
 				t.Fatalf("B.Lookup(%q) = %d, %v, want %d", u.ID, n, err, got[len(got)-1].Seq)
 			}
 		})
+	}
+}
+
+// TestStalledAppend stalls the connection to Redis mid-command: an Append
+// bounded by its context returns store.ErrOutcomeUnknown in time (the
+// script may have run), and one refused before sending is a plain error.
+func TestStalledAppend(t *testing.T) {
+	srv := servertest.StartRedis(t)
+	proxy := servertest.NewProxy(t, srv.Addr)
+	rdb := redis.NewClient(&redis.Options{Addr: proxy.Addr(), ContextTimeoutEnabled: true, MaxRetries: -1})
+	defer rdb.Close()
+	s := open(t, rdb, redisstore.Config{Logger: slog.New(slog.DiscardHandler)})
+	ctx := t.Context()
+	mustAppend(t, s, store.Update{Topics: []string{"t"}})
+	proxy.Stall()
+	actx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := s.Append(actx, store.Update{ID: "stalled", Topics: []string{"t"}})
+	if !errors.Is(err, store.ErrOutcomeUnknown) {
+		t.Fatalf("Append with Redis stalled = %v, want %v", err, store.ErrOutcomeUnknown)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("Append with a 200ms deadline and Redis stalled took %v", d)
+	}
+	proxy.Resume()
+	// The retry with the same id: stored once, whatever the first did.
+	if _, err := s.Append(ctx, store.Update{ID: "stalled", Topics: []string{"t"}}); err != nil && !errors.Is(err, store.ErrDuplicateID) {
+		t.Fatalf("Append retry after the stall = %v, want nil or %v", err, store.ErrDuplicateID)
+	}
+	// A refused connection: nothing was sent.
+	srv.Kill()
+	direct := redis.NewClient(&redis.Options{Addr: srv.Addr, ContextTimeoutEnabled: true, MaxRetries: -1})
+	defer direct.Close()
+	down := open(t, direct, redisstore.Config{Logger: slog.New(slog.DiscardHandler)})
+	if _, err := down.Append(ctx, store.Update{Topics: []string{"t"}}); err == nil || errors.Is(err, store.ErrOutcomeUnknown) {
+		t.Fatalf("Append with Redis down = %v, want a plain error (nothing was sent)", err)
 	}
 }
