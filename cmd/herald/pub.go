@@ -170,7 +170,7 @@ func (c *pubConfig) publisher() (*publisher, error) {
 	case c.lines && c.dataSet:
 		return nil, errors.New("--lines reads the data from stdin: --data cannot be used with it")
 	case c.lines && c.id != "":
-		return nil, errors.New("--id cannot be used with --lines: every update needs its own id (the hub assigns them)")
+		return nil, errors.New("--id cannot be used with --lines: every update needs its own id (herald pub chooses one per line)")
 	case c.retry < 0:
 		return nil, fmt.Errorf("--retry must not be negative, got %v", c.retry)
 	case c.timeout < 0:
