@@ -12,9 +12,8 @@
 // The suite checks the whole contract of package store: sequence numbers,
 // id assignment and duplicates, validation, Lookup, Read and its cursor
 // errors after trimming by count and by bytes, Wait, Last, Close and
-// concurrent use. Stores that
-// talk to a server (Redis, NATS) skip the run in their own test when no
-// server address is configured.
+// concurrent use. Stores that talk to a server (Redis, NATS) skip the run
+// in their own test when no server address is configured.
 package storetest
 
 import (
