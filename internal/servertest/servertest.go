@@ -6,6 +6,7 @@
 package servertest
 
 import (
+	"bytes"
 	"context"
 	"net"
 	"os"
@@ -126,9 +127,33 @@ func (s *Server) Kill() {
 	s.cmd = nil
 }
 
-// Stop pauses the server with SIGSTOP: connections stay open and nothing
-// answers. Cont resumes it.
-func (s *Server) Stop() { s.signal(syscall.SIGSTOP) }
+// Stop pauses the server with SIGSTOP, and returns once it is stopped:
+// connections stay open and nothing answers. Cont resumes it.
+func (s *Server) Stop() {
+	s.signal(syscall.SIGSTOP)
+	s.mu.Lock()
+	pid := 0
+	if s.cmd != nil {
+		pid = s.cmd.Process.Pid
+	}
+	s.mu.Unlock()
+	if pid == 0 {
+		return
+	}
+	// Signals are delivered asynchronously: wait for the stopped state
+	// ("T" in /proc/<pid>/stat, after the command name in parentheses).
+	for range 1000 {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+		if err != nil {
+			return // not Linux: best effort
+		}
+		if i := bytes.LastIndexByte(b, ')'); i >= 0 && i+2 < len(b) && b[i+2] == 'T' {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+	s.tb.Fatalf("%s not stopped 1s after SIGSTOP", s.name)
+}
 
 // Cont resumes a server paused by Stop.
 func (s *Server) Cont() { s.signal(syscall.SIGCONT) }
