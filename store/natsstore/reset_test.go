@@ -19,6 +19,16 @@ import (
 	"github.com/herald-sse/herald/store/natsstore"
 )
 
+// upConn connects to srv, which is running, and waits until connected.
+func upConn(tb testing.TB, srv *servertest.Server) *nats.Conn {
+	tb.Helper()
+	nc := privateConn(tb, srv)
+	if !servertest.WaitFor(tb.Context(), 10*time.Second, nc.IsConnected) {
+		tb.Fatalf("not connected to %s after 10s", srv.Addr)
+	}
+	return nc
+}
+
 // privateConn connects to srv, retrying while it is down, and closes the
 // connection when tb ends.
 func privateConn(tb testing.TB, srv *servertest.Server) *nats.Conn {
@@ -42,7 +52,7 @@ func TestLogReset(t *testing.T) {
 		lose func(t *testing.T, srv *servertest.Server)
 	}{
 		{"stream deleted", func(t *testing.T, srv *servertest.Server) {
-			js, err := jetstream.New(privateConn(t, srv))
+			js, err := jetstream.New(upConn(t, srv))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -63,7 +73,7 @@ func TestLogReset(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := servertest.StartNATS(t)
 			cfg := natsstore.Config{CheckInterval: 50 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(t.Output(), nil))}
-			a, b := open(t, privateConn(t, srv), cfg), open(t, privateConn(t, srv), cfg)
+			a, b := open(t, upConn(t, srv), cfg), open(t, upConn(t, srv), cfg)
 			ctx := t.Context()
 			var last store.Update
 			for i := range 5 {
@@ -175,7 +185,11 @@ func TestConcurrentCreate(t *testing.T) {
 	errs := make([]error, nodes)
 	var wg sync.WaitGroup
 	for i := range nodes {
-		nc := privateConn(t, srv)
+		nc, err := nats.Connect(srv.URL("nats"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(nc.Close)
 		wg.Go(func() {
 			stores[i], errs[i] = natsstore.New(t.Context(), nc, natsstore.Config{})
 		})
@@ -201,7 +215,7 @@ func TestConcurrentCreate(t *testing.T) {
 // store.ErrOutcomeUnknown in time.
 func TestStalledAppend(t *testing.T) {
 	srv := servertest.StartNATS(t)
-	s := open(t, privateConn(t, srv), natsstore.Config{Logger: slog.New(slog.DiscardHandler)})
+	s := open(t, upConn(t, srv), natsstore.Config{Logger: slog.New(slog.DiscardHandler)})
 	ctx := t.Context()
 	if _, err := s.Append(ctx, store.Update{Topics: []string{"t"}}); err != nil {
 		t.Fatal(err)
