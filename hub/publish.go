@@ -2,6 +2,7 @@ package hub
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -87,6 +88,11 @@ func (h *Hub) publish(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
+	if u.ID == "" {
+		// Minted here rather than by the store, so that a 504 can name
+		// the id to retry with.
+		u.ID = store.NewID()
+	}
 	stored, err := h.b.Publish(r.Context(), u)
 	if h.reuseIDs && errors.Is(err, store.ErrDuplicateID) {
 		u.ID = "" // Config.AllowReusedIDs: the hub assigns its own id
@@ -98,19 +104,24 @@ func (h *Hub) publish(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusConflict, "update id %q already exists", u.ID)
 		return
 	case errors.Is(err, store.ErrInvalid):
-		h.log.Warn("hub: publish: update passed validation but the store refused it", "err", err)
-		fail(w, http.StatusBadRequest, "invalid update")
+		h.log.Debug("hub: publish: the store refused the update", "err", err)
+		fail(w, http.StatusBadRequest, "invalid update: %s", storeReason(err))
 		return
 	case errors.Is(err, broker.ErrShutdown), errors.Is(err, store.ErrClosed):
 		fail(w, http.StatusServiceUnavailable, "hub is shutting down")
+		return
+	case errors.Is(err, store.ErrOutcomeUnknown), errors.Is(err, context.DeadlineExceeded):
+		// 504: the only answer that does not say whether it was stored.
+		h.log.Warn("hub: publish: outcome unknown", "id", u.ID, "err", err)
+		fail(w, http.StatusGatewayTimeout, "the store did not answer in time: update %q may or may not be stored; retry with the same id (a 409 then means it was)", u.ID)
 		return
 	case r.Context().Err() != nil:
 		h.log.Debug("hub: publish: client gone", "err", err)
 		fail(w, http.StatusServiceUnavailable, "request canceled")
 		return
 	default:
-		h.log.Error("hub: publish", "err", err)
-		fail(w, http.StatusInternalServerError, "internal error")
+		h.log.Error("hub: publish: store unavailable", "err", err)
+		fail(w, http.StatusServiceUnavailable, "store unavailable: the update was not stored")
 		return
 	}
 	if h.log.Enabled(r.Context(), slog.LevelDebug) { // spares boxing the topics
@@ -120,6 +131,19 @@ func (h *Hub) publish(w http.ResponseWriter, r *http.Request) {
 	hdr["Content-Type"] = textPlain
 	hdr["X-Content-Type-Options"] = noSniff
 	_, _ = io.WriteString(w, stored.ID)
+}
+
+// storeReason returns the last part of a store error's message, without
+// the package prefixes, for a client.
+func storeReason(err error) string {
+	msg := err.Error()
+	if i := strings.LastIndex(msg, ": "); i >= 0 && strings.HasPrefix(msg[i+2:], "store: ") {
+		msg = msg[:i] // "...: too big: store: invalid update" → "...: too big"
+	}
+	if i := strings.Index(msg, "append: "); i >= 0 {
+		msg = msg[i+len("append: "):]
+	}
+	return msg
 }
 
 // Header values of every successful publish, shared: net/http copies the

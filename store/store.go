@@ -11,7 +11,15 @@
 // are strictly increasing but need not be contiguous, so backends whose
 // native positions have gaps (JetStream subjects filters, trimmed Redis
 // streams) fit the contract. Sequence 0 is never used: Read(ctx, 0, n)
-// reads from the start of the retained history.
+// reads from the start of the retained history. Ids are chosen by the
+// caller (a hub mints a UUIDv7) or, when empty, by Append; they are unique
+// in the retained history but carry no order.
+//
+// A shared engine can lose the log behind the process's back (a flush, a
+// failover to a replica that lagged, a stream deleted and created again).
+// Stores on such engines detect it and report [ErrLogReset] from Read and
+// Wait for the positions taken before; stores whose log only this process
+// writes (memory, a locked file) never do.
 //
 // Every implementation returns the sentinel errors below (wrapped is fine;
 // callers use errors.Is) and passes the conformance suite in
@@ -126,6 +134,18 @@ type Store interface {
 // unique and roughly time-ordered.
 func NewID() string {
 	return "urn:uuid:" + uuid.Must(uuid.NewV7()).String()
+}
+
+// Size returns the payload bytes of u: the lengths of its ID, Type, Data
+// and topics. Stores bound their history in bytes with it: each counts an
+// update as Size plus its own per-update overhead, so the Sizes of the
+// retained updates never add up to more than the store's MaxBytes.
+func Size(u Update) int64 {
+	n := len(u.ID) + len(u.Type) + len(u.Data)
+	for _, t := range u.Topics {
+		n += len(t)
+	}
+	return int64(n)
 }
 
 // MaxIDLen is the longest update id a store accepts, in bytes.

@@ -17,6 +17,9 @@ import (
 	"github.com/herald-sse/herald/store"
 )
 
+// readyTimeout bounds the store call of /readyz.
+const readyTimeout = 2 * time.Second
+
 // mountOps adds the operational endpoints: /metrics (Prometheus) and
 // /readyz (the store answers and the broker is not shutting down).
 // /healthz is served by the hub itself.
@@ -53,9 +56,21 @@ func mountOps(mux *http.ServeMux, b *broker.Broker, st store.Store, closing func
 			w.Write([]byte("shutting down\n"))
 			return
 		}
-		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
 		defer cancel()
-		if _, _, err := st.Last(ctx); err != nil {
+		// Answer at the deadline even if the store does not return.
+		res := make(chan error, 1)
+		go func() {
+			_, _, err := st.Last(ctx)
+			res <- err
+		}()
+		var err error
+		select {
+		case err = <-res:
+		case <-ctx.Done():
+			err = fmt.Errorf("no answer within %v", readyTimeout)
+		}
+		if err != nil {
 			w.WriteHeader(http.StatusServiceUnavailable)
 			w.Write([]byte("store unavailable: " + err.Error() + "\n"))
 			return

@@ -4,8 +4,13 @@
 //	echo '{"price": 42}' | herald pub --topic prices --type price
 //	tail -f app.log | herald pub --topic logs --lines
 //
-// Each accepted update's id, as the hub returned it, is printed on its own
-// line. Exit codes: 0 when every update was accepted; 1 when the hub
+// Each update gets a fresh id (a UUIDv7 URN) chosen by herald pub unless
+// --id is given, so that a publish whose answer was lost (a 504 from the
+// hub, a broken connection) can be retried without becoming a duplicate:
+// herald pub retries such publishes (--retries), and a 409 for its own id
+// on a retry means the first attempt was stored. Each accepted update's
+// id, as the hub returned it, is printed on its own line (not with
+// --quiet). Exit codes: 0 when every update was accepted; 1 when the hub
 // refused one (HTTP 4xx or 5xx) or could not be reached; 2 for usage
 // errors.
 
@@ -28,6 +33,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/herald-sse/herald/store"
 )
 
 // stdin is what `herald pub` reads data from when --data is absent. Tests
@@ -46,8 +53,11 @@ const maxStdinData = 64 << 20
 // pubUsage is the header of `herald pub -h`.
 const pubUsage = `usage: herald pub --topic TOPIC... [--data DATA | --lines] [flags]
 
-Publish an update to a Herald (Mercure) hub and print the id the hub gave
-it. Without --data, the data is read from stdin (one final newline is
+Publish an update to a Herald (Mercure) hub and print its id. The id is a
+fresh UUIDv7 URN chosen here unless --id is given, so that publishes whose
+answer was lost (HTTP 502/503/504, a broken connection) are retried safely
+with the same id (--retries); a 409 on a retry means the update was stored.
+Without --data, the data is read from stdin (one final newline is
 removed). With --lines, every line of stdin is published as its own update
 as soon as it is read, over one keep-alive connection, until EOF.
 
@@ -76,6 +86,8 @@ type pubConfig struct {
 	data, id, typ  string
 	dataSet        bool
 	lines          bool
+	quiet          bool
+	retries        int
 	private        bool
 	anonymous      bool
 	retry, timeout time.Duration
@@ -87,7 +99,9 @@ func (c *pubConfig) flags(fs *flag.FlagSet) {
 	fs.Var(&c.topics, "topic", "`topic` of the update (repeatable, at least one; the first is canonical)")
 	fs.StringVar(&c.data, "data", "", "the update's data, `text` (default: read stdin)")
 	fs.BoolVar(&c.lines, "lines", false, "publish one update per line of stdin, as lines arrive, until EOF")
-	fs.StringVar(&c.id, "id", "", "update `id` (default: the hub assigns one; not with --lines)")
+	fs.StringVar(&c.id, "id", "", "update `id` (default: a fresh UUIDv7 URN per update; not with --lines)")
+	fs.IntVar(&c.retries, "retries", 3, "times to retry a publish whose answer was lost or temporary (HTTP 502, 503, 504, connection errors), with the same id")
+	fs.BoolVar(&c.quiet, "quiet", false, "do not print the ids of published updates")
 	fs.StringVar(&c.typ, "type", "", "event `type` (default: message)")
 	fs.DurationVar(&c.retry, "retry", 0, "reconnection time sent to subscribers with the update, in whole milliseconds (0: none)")
 	fs.BoolVar(&c.private, "private", false, "private update: only subscribers authorized for one of its topics receive it")
@@ -132,7 +146,7 @@ func runPub(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 	}
 	id, err := p.publish(ctx, data)
-	if err != nil {
+	if err != nil || c.quiet {
 		return err
 	}
 	_, err = fmt.Fprintln(stdout, id)
@@ -156,11 +170,13 @@ func (c *pubConfig) publisher() (*publisher, error) {
 	case c.lines && c.dataSet:
 		return nil, errors.New("--lines reads the data from stdin: --data cannot be used with it")
 	case c.lines && c.id != "":
-		return nil, errors.New("--id cannot be used with --lines: every update needs its own id (the hub assigns them)")
+		return nil, errors.New("--id cannot be used with --lines: every update needs its own id (herald pub chooses one per line)")
 	case c.retry < 0:
 		return nil, fmt.Errorf("--retry must not be negative, got %v", c.retry)
 	case c.timeout < 0:
 		return nil, fmt.Errorf("--timeout must not be negative, got %v", c.timeout)
+	case c.retries < 0:
+		return nil, fmt.Errorf("--retries must not be negative, got %d", c.retries)
 	}
 	hdr, err := parseHeaders(c.headers)
 	if err != nil {
@@ -171,9 +187,6 @@ func (c *pubConfig) publisher() (*publisher, error) {
 		hdr.Set("Authorization", "Bearer "+c.token)
 	}
 	form := url.Values{"topic": c.topics}
-	if c.id != "" {
-		form.Set("id", c.id)
-	}
 	if c.typ != "" {
 		form.Set("type", c.typ)
 	}
@@ -192,6 +205,9 @@ func (c *pubConfig) publisher() (*publisher, error) {
 		transport: tr,
 		client:    &http.Client{Transport: tr, Timeout: c.timeout},
 		timeout:   c.timeout,
+		id:        c.id,
+		retries:   c.retries,
+		quiet:     c.quiet,
 	}, nil
 }
 
@@ -203,45 +219,95 @@ type publisher struct {
 	transport    *http.Transport
 	client       *http.Client
 	timeout      time.Duration
+	id           string // --id, or "" for a fresh one per update
+	retries      int
+	quiet        bool
 }
+
+// retryBackoff is the wait before a publish's first retry; it doubles for
+// each next one, up to 5s. Tests shorten it.
+var retryBackoff = 200 * time.Millisecond
 
 // close releases the idle keep-alive connections.
 func (p *publisher) close() { p.transport.CloseIdleConnections() }
 
-// publish posts one update with data and returns the id the hub assigned.
-// Its errors are *exitError with code 1.
+// publish posts one update with data, retrying with the same id while the
+// outcome is unknown or the refusal temporary, and returns its id. Its
+// errors are *exitError with code 1.
 func (p *publisher) publish(ctx context.Context, data string) (string, error) {
-	form := make(url.Values, len(p.form)+1)
+	form := make(url.Values, len(p.form)+2)
 	for k, v := range p.form {
 		form[k] = v
 	}
 	form.Set("data", data)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.url, strings.NewReader(form.Encode()))
+	id := p.id
+	if id == "" {
+		id = store.NewID()
+	}
+	form.Set("id", id)
+	body := form.Encode()
+	backoff := retryBackoff
+	for attempt := 0; ; attempt++ {
+		got, retry, err := p.post(ctx, body)
+		switch {
+		case err == nil:
+			return got, nil
+		case attempt > 0 && errors.Is(err, errConflict):
+			return id, nil // stored by an earlier attempt whose answer was lost
+		case !retry || attempt >= p.retries || ctx.Err() != nil:
+			if attempt > 0 {
+				err = fmt.Errorf("%w (after %d attempts)", err, attempt+1)
+			}
+			return "", &exitError{1, err}
+		}
+		select {
+		case <-ctx.Done():
+			return "", &exitError{1, errors.New("interrupted")}
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+// errConflict is the error of a 409 answer.
+var errConflict = errors.New("conflict")
+
+// post sends one publish request with the encoded form body. It returns
+// the id the hub answered, or an error and whether retrying with the same
+// id is safe and may help.
+func (p *publisher) post(ctx context.Context, body string) (id string, retry bool, err error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.url, strings.NewReader(body))
 	if err != nil {
-		return "", &exitError{2, fmt.Errorf("request: %w", err)}
+		return "", false, fmt.Errorf("request: %w", err)
 	}
 	req.Header = p.header.Clone()
 	resp, err := p.client.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
-			return "", &exitError{1, errors.New("interrupted")}
+			return "", false, errors.New("interrupted")
 		}
-		return "", &exitError{1, fmt.Errorf("cannot reach %s: %s", p.display, netReason(err, p.timeout))}
+		return "", true, fmt.Errorf("cannot reach %s: %s", p.display, netReason(err, p.timeout))
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	if err != nil {
-		return "", &exitError{1, fmt.Errorf("%s: reading the answer: %s", p.display, netReason(err, p.timeout))}
+		return "", true, fmt.Errorf("%s: reading the answer: %s", p.display, netReason(err, p.timeout))
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // so the connection can be reused
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		msg := resp.Status
-		if r := oneLine(string(body)); r != "" {
+		if r := oneLine(string(b)); r != "" {
 			msg += ": " + r
 		}
-		return "", &exitError{1, errors.New(msg)}
+		switch resp.StatusCode {
+		case http.StatusConflict:
+			return "", false, fmt.Errorf("%w: %s", errConflict, msg)
+		case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+			return "", true, errors.New(msg)
+		}
+		return "", false, errors.New(msg)
 	}
-	return strings.TrimSpace(string(body)), nil
+	return strings.TrimSpace(string(b)), false, nil
 }
 
 // publishLines publishes every line of r (without its line ending) as its
@@ -302,6 +368,9 @@ func (p *publisher) publishLines(ctx context.Context, r io.Reader, stdout io.Wri
 				return nil
 			}
 			return fmt.Errorf("line %d: %w", n, err)
+		}
+		if p.quiet {
+			continue
 		}
 		if _, err := fmt.Fprintln(stdout, id); err != nil {
 			return err

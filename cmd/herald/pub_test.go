@@ -10,7 +10,9 @@ import (
 	"reflect"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/herald-sse/herald/hub"
 )
@@ -146,6 +148,10 @@ func TestPubForm(t *testing.T) {
 	setStdin(t, strings.NewReader("payload\n\n"))
 	res = runCmd(t, "pub", "--hub", srv.URL, "--anonymous", "--topic", "a", "--retry", "1100us")
 	r = <-got
+	if id := r.form.Get("id"); !strings.HasPrefix(id, "urn:uuid:") {
+		t.Errorf("herald pub without --id sent id %q, want a fresh urn:uuid:", id)
+	}
+	r.form.Del("id")
 	want = url.Values{"topic": {"a"}, "data": {"payload\n"}, "retry": {"2"}}
 	if res.code != 0 || !reflect.DeepEqual(r.form, want) || r.header.Get("Authorization") != "" {
 		t.Errorf("herald pub --anonymous = exit %d (stderr %q), form %v, Authorization %q; want 0, %v, none",
@@ -180,8 +186,11 @@ func TestPubErrors(t *testing.T) {
 			"herald pub: 401 Unauthorized: invalid access token", true},
 		{"anonymous refused", []string{"--hub", th.url, "--anonymous", "--topic", "news", "--data", "x"}, 1,
 			"herald pub: 401 Unauthorized: missing access token\n", false},
-		{"unreachable", []string{"--hub", closed, "--token", newsOnly, "--topic", "news", "--data", "x"}, 1,
+		{"unreachable", []string{"--hub", closed, "--token", newsOnly, "--topic", "news", "--data", "x", "--retries", "0"}, 1,
 			"herald pub: cannot reach " + closed + ": connection refused\n", false},
+		{"unreachable after retries", []string{"--hub", closed, "--token", newsOnly, "--topic", "news", "--data", "x", "--retries", "1"}, 1,
+			"herald pub: cannot reach " + closed + ": connection refused (after 2 attempts)\n", false},
+		{"negative retries", []string{"--token", newsOnly, "--topic", "news", "--data", "x", "--retries", "-1"}, 2, "--retries must not be negative", true},
 		{"no topic", []string{"--hub", th.url, "--token", newsOnly, "--data", "x"}, 2, "herald pub: no topic: give --topic (repeatable)\n", false},
 		{"bad hub", []string{"--hub", "localhost:8080", "--token", newsOnly, "--topic", "news", "--data", "x"}, 2,
 			"herald pub: --hub \"localhost:8080\" is not an http:// or https:// URL\n", false},
@@ -244,5 +253,88 @@ func TestPubLinesInterrupted(t *testing.T) {
 	}
 	if n := th.lastSeq(t); n != 1 {
 		t.Errorf("hub holds %d updates, want 1", n)
+	}
+}
+
+// TestPubRetries answers publishes with a scripted sequence of statuses
+// (or a dropped connection) and checks that herald pub retries exactly
+// the ones whose outcome was unknown or temporary, always with the same
+// id, and takes a 409 on a retry as success.
+func TestPubRetries(t *testing.T) {
+	const drop = 0 // a dropped connection instead of an answer
+	tests := []struct {
+		name     string
+		statuses []int
+		args     []string
+		code     int
+		attempts int
+		stderr   string // a substring
+	}{
+		{"504 then stored", []int{504, 200}, nil, 0, 2, ""},
+		{"dropped then stored", []int{drop, 200}, nil, 0, 2, ""},
+		{"503 then 502 then stored", []int{503, 502, 200}, nil, 0, 3, ""},
+		{"504 then 409: the first was stored", []int{504, 409}, nil, 0, 2, ""},
+		{"409 at once: a real duplicate", []int{409}, nil, 1, 1, "409 Conflict"},
+		{"400 is not retried", []int{400}, nil, 1, 1, "400 Bad Request"},
+		{"504 until the retries are spent", []int{504, 504, 504}, []string{"--retries", "2"}, 1, 3, "(after 3 attempts)"},
+		{"no retries", []int{504}, []string{"--retries", "0"}, 1, 1, "504 Gateway Timeout"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var mu sync.Mutex
+			var ids []string
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				r.ParseForm()
+				mu.Lock()
+				n := len(ids)
+				ids = append(ids, r.PostForm.Get("id"))
+				mu.Unlock()
+				status := 200
+				if n < len(tt.statuses) {
+					status = tt.statuses[n]
+				}
+				switch status {
+				case drop:
+					conn, _, _ := http.NewResponseController(w).Hijack()
+					conn.Close()
+				case 200:
+					io.WriteString(w, r.PostForm.Get("id"))
+				default:
+					http.Error(w, "scripted", status)
+				}
+			}))
+			defer srv.Close()
+			args := append([]string{"pub", "--hub", srv.URL, "--anonymous", "--topic", "a", "--data", "x"}, tt.args...)
+			defer func(d time.Duration) { retryBackoff = d }(retryBackoff)
+			retryBackoff = time.Millisecond
+			res := runCmd(t, args...)
+			mu.Lock()
+			defer mu.Unlock()
+			if res.code != tt.code || len(ids) != tt.attempts || !strings.Contains(res.stderr, tt.stderr) {
+				t.Fatalf("herald pub against %v = exit %d after %d attempts, stderr %q; want exit %d after %d, stderr with %q",
+					tt.statuses, res.code, len(ids), res.stderr, tt.code, tt.attempts, tt.stderr)
+			}
+			for _, id := range ids {
+				if id != ids[0] || !strings.HasPrefix(id, "urn:uuid:") {
+					t.Fatalf("ids sent = %q, want one fresh urn:uuid: id for every attempt", ids)
+				}
+			}
+			if tt.code == 0 && res.stdout != ids[0]+"\n" {
+				t.Fatalf("stdout = %q, want the id %q", res.stdout, ids[0])
+			}
+		})
+	}
+}
+
+func TestPubQuiet(t *testing.T) {
+	th := newTestHub(t, hub.Config{})
+	tok := mintToken(t, "--publish", "*")
+	setStdin(t, strings.NewReader("one\ntwo\nthree\n"))
+	res := runCmd(t, "pub", "--hub", th.url, "--token", tok, "--topic", "q", "--lines", "--quiet")
+	if res.code != 0 || res.stdout != "" {
+		t.Fatalf("herald pub --lines --quiet = exit %d, stdout %q, stderr %q; want 0, no output", res.code, res.stdout, res.stderr)
+	}
+	if n := th.lastSeq(t); n != 3 {
+		t.Fatalf("hub holds %d updates after --lines --quiet of 3 lines, want 3", n)
 	}
 }

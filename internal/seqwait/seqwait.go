@@ -14,9 +14,15 @@ import (
 // Waiter tracks the newest sequence number of a log. The zero value is a
 // waiter at sequence 0, ready to use. A Waiter is safe for concurrent use;
 // it must not be copied after first use.
+//
+// A store whose engine can lose its log behind the process's back (see
+// store.ErrLogReset) calls [Waiter.Reset] when it detects that: positions
+// up to the floor then belong to the lost log, and Wait reports
+// store.ErrLogReset for them.
 type Waiter struct {
 	mu     sync.Mutex
 	last   uint64
+	floor  uint64 // positions 1..floor belong to logs lost by Reset
 	closed bool
 	ch     chan struct{} // closed when last grows or on Close; nil while nobody waits
 }
@@ -30,6 +36,26 @@ func (w *Waiter) Advance(seq uint64) {
 		w.wakeLocked()
 	}
 	w.mu.Unlock()
+}
+
+// Reset records that the log was lost: every position handed out so far
+// (up to Last) is stale. It wakes every Wait, which returns
+// store.ErrLogReset for a stale position, and returns the new floor (the
+// former Last): positions of the new log are above it. The log is then
+// empty until the next Advance above the floor.
+func (w *Waiter) Reset() uint64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.floor = w.last
+	w.wakeLocked()
+	return w.floor
+}
+
+// Floor returns the floor set by the last Reset, 0 if none.
+func (w *Waiter) Floor() uint64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.floor
 }
 
 // Last returns the newest sequence number advanced to.
@@ -57,7 +83,9 @@ func (w *Waiter) wakeLocked() {
 }
 
 // Wait blocks until the log holds a sequence number above after (nil), the
-// waiter is closed (store.ErrClosed) or ctx is done (ctx.Err()).
+// waiter is closed (store.ErrClosed), ctx is done (ctx.Err()) or after is
+// a position of a log lost by Reset (store.ErrLogReset). After 0 means the
+// start of the current log.
 func (w *Waiter) Wait(ctx context.Context, after uint64) error {
 	for {
 		w.mu.Lock()
@@ -65,7 +93,10 @@ func (w *Waiter) Wait(ctx context.Context, after uint64) error {
 		case w.closed:
 			w.mu.Unlock()
 			return store.ErrClosed
-		case w.last > after:
+		case after != 0 && after <= w.floor:
+			w.mu.Unlock()
+			return store.ErrLogReset
+		case w.last > max(after, w.floor):
 			w.mu.Unlock()
 			return nil
 		}

@@ -60,3 +60,39 @@ func TestWait(t *testing.T) {
 		}
 	})
 }
+
+func TestReset(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var w seqwait.Waiter
+		w.Advance(10)
+		results := make(chan error, 2)
+		go func() { results <- w.Wait(t.Context(), 10) }() // at the end
+		synctest.Wait()
+		if floor := w.Reset(); floor != 10 {
+			t.Fatalf("Reset() = %d, want 10 (the former Last)", floor)
+		}
+		if err := <-results; !errors.Is(err, store.ErrLogReset) {
+			t.Fatalf("Wait(10) pending at Reset = %v, want %v", err, store.ErrLogReset)
+		}
+		go func() { results <- w.Wait(t.Context(), 0) }() // from the new log's start
+		synctest.Wait()
+		if len(results) != 0 {
+			t.Fatal("Wait(0) returned after Reset of an empty new log, want it to block")
+		}
+		for _, after := range []uint64{1, 5, 10} {
+			if err := w.Wait(t.Context(), after); !errors.Is(err, store.ErrLogReset) {
+				t.Errorf("Wait(%d) after Reset at 10 = %v, want %v", after, err, store.ErrLogReset)
+			}
+		}
+		w.Advance(11) // the new log's first update
+		if err := <-results; err != nil {
+			t.Fatalf("Wait(0) after the new log's first update = %v, want nil", err)
+		}
+		if err := w.Wait(t.Context(), 0); err != nil {
+			t.Fatalf("Wait(0) = %v, want nil", err)
+		}
+		if got := w.Floor(); got != 10 {
+			t.Fatalf("Floor() = %d, want 10", got)
+		}
+	})
+}

@@ -42,6 +42,11 @@
 // its file and would otherwise crash the process on a damaged page, so a
 // damaged file is an error that names it, never a silent empty history.
 // The check costs about 50ms per 100,000 updates.
+//
+// Only this process writes the file (bbolt holds a lock on it), so the log
+// cannot be lost or rewound behind its back: a Store never reports
+// store.ErrLogReset. A file replaced while no hub runs is a new log for
+// the next start.
 package boltstore
 
 import (
@@ -70,6 +75,9 @@ import (
 const (
 	// DefaultMaxLen is the number of updates kept when Config.MaxLen is 0.
 	DefaultMaxLen = 100_000
+	// DefaultMaxBytes bounds the retained updates' size on disk when
+	// Config.MaxBytes is 0: 1 GiB.
+	DefaultMaxBytes = 1 << 30
 	// DefaultLockTimeout is how long Open waits for the file lock when
 	// Config.LockTimeout is 0.
 	DefaultLockTimeout = 3 * time.Second
@@ -99,6 +107,14 @@ type Config struct {
 	// deletes the oldest. Zero means DefaultMaxLen (100,000). Negative is
 	// invalid.
 	MaxLen int
+	// MaxBytes bounds the size of the retained updates: appending deletes
+	// the oldest while they add up to more. An update counts its encoded
+	// record and id twice (log and index) plus 48 bytes, at least its
+	// store.Size; bbolt's pages add up to about as much again on disk.
+	// An update bigger than MaxBytes by itself is refused with
+	// store.ErrInvalid, so the newest is always kept. Zero means
+	// DefaultMaxBytes (1 GiB). Negative is invalid.
+	MaxBytes int64
 	// MaxAge deletes updates whose Time is older than MaxAge, checked on
 	// every append and periodically (every MaxAge/4, at most every minute)
 	// while idle. The newest update is always kept, so that Last and ids
@@ -145,6 +161,7 @@ type Store struct {
 
 	// Owned by the writer goroutine.
 	count   int    // updates retained
+	bytes   int64  // their cost (see cost)
 	next    uint64 // Seq of the next update
 	trimmed uint64 // highest Seq trimmed
 }
@@ -169,7 +186,7 @@ var _ store.Store = (*Store)(nil)
 // store (corrupt, truncated, another bbolt file) or if another process holds
 // it for longer than cfg.LockTimeout.
 func Open(path string, cfg Config) (*Store, error) {
-	if cfg.MaxLen < 0 || cfg.MaxAge < 0 || cfg.LockTimeout < 0 {
+	if cfg.MaxLen < 0 || cfg.MaxAge < 0 || cfg.LockTimeout < 0 || cfg.MaxBytes < 0 {
 		return nil, fmt.Errorf("boltstore: open %s: negative field in config %+v", path, cfg)
 	}
 	if cfg.MaxLen == 0 {
@@ -177,6 +194,9 @@ func Open(path string, cfg Config) (*Store, error) {
 	}
 	if cfg.LockTimeout == 0 {
 		cfg.LockTimeout = DefaultLockTimeout
+	}
+	if cfg.MaxBytes == 0 {
+		cfg.MaxBytes = DefaultMaxBytes
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -376,6 +396,14 @@ func (s *Store) load() (err error) {
 			return fmt.Errorf("corrupt index: %d updates but %d ids", s.count, n)
 		}
 		s.next = s.trimmed + 1
+		err := ups.ForEach(func(_, v []byte) error {
+			_, id, err := record.TimeID(v)
+			s.bytes += cost(len(v), len(id))
+			return err
+		})
+		if err != nil {
+			return err
+		}
 		c := ups.Cursor()
 		if k, v := c.First(); k != nil {
 			if _, err := record.Decode(binary.BigEndian.Uint64(k), v); err != nil {
@@ -423,6 +451,11 @@ func (s *Store) Append(ctx context.Context, u store.Update) (store.Update, error
 		c.u.ID = store.NewID()
 	}
 	c.u.Topics = append([]string(nil), u.Topics...)
+	// An upper bound of the record's size: varints take at most 10 bytes.
+	if n := cost(int(store.Size(c.u))+32+10*len(c.u.Topics), len(c.u.ID)); n > s.cfg.MaxBytes {
+		return store.Update{}, fmt.Errorf("boltstore: append: update of %d bytes larger than the history's MaxBytes %d: %w",
+			n, s.cfg.MaxBytes, store.ErrInvalid)
+	}
 
 	s.mu.Lock()
 	if s.closed.Load() {
@@ -485,7 +518,7 @@ func (s *Store) run() {
 func (s *Store) commit(b *batch) {
 	defer close(b.done)
 	now := time.Now().Round(0)
-	next, count, trimmed := s.next, s.count, s.trimmed
+	next, count, nb, trimmed := s.next, s.count, s.bytes, s.trimmed
 	var lastID string
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		ups, ids, meta := tx.Bucket(bucketUpdates), tx.Bucket(bucketIDs), tx.Bucket(bucketMeta)
@@ -530,10 +563,11 @@ func (s *Store) commit(b *batch) {
 			}
 			next++
 			count++
+			nb += cost(len(val), len(c.u.ID))
 			lastID = c.u.ID
 		}
 		var err error
-		count, trimmed, err = s.trim(ups, ids, meta, count, trimmed, now)
+		count, nb, trimmed, err = s.trim(ups, ids, meta, count, nb, trimmed, now)
 		return err
 	})
 	if err != nil {
@@ -543,7 +577,7 @@ func (s *Store) commit(b *batch) {
 		return
 	}
 	appended := next != s.next // false when every call was a duplicate
-	s.next, s.count, s.trimmed = next, count, trimmed
+	s.next, s.count, s.bytes, s.trimmed = next, count, nb, trimmed
 	if !appended {
 		return
 	}
@@ -554,16 +588,22 @@ func (s *Store) commit(b *batch) {
 	s.wait.Advance(next - 1)
 }
 
-// trim deletes the oldest updates beyond cfg.MaxLen or older than cfg.MaxAge
-// (but never the newest) and records the highest trimmed Seq in meta. It
-// returns the new count and trimmed Seq.
-func (s *Store) trim(ups, ids, meta *bolt.Bucket, count int, trimmed uint64, now time.Time) (int, uint64, error) {
+// cost is what an update whose record has n bytes and whose id has idLen
+// counts for against cfg.MaxBytes: its key, record and index entry.
+func cost(n, idLen int) int64 {
+	return int64(8+n+idLen+8) + 32
+}
+
+// trim deletes the oldest updates beyond cfg.MaxLen or cfg.MaxBytes or
+// older than cfg.MaxAge (but never the newest) and records the highest
+// trimmed Seq in meta. It returns the new count, bytes and trimmed Seq.
+func (s *Store) trim(ups, ids, meta *bolt.Bucket, count int, nb int64, trimmed uint64, now time.Time) (int, int64, uint64, error) {
 	var cutoff time.Time
 	if s.cfg.MaxAge > 0 {
 		cutoff = now.Add(-s.cfg.MaxAge)
 	}
-	if count <= s.cfg.MaxLen && cutoff.IsZero() {
-		return count, trimmed, nil
+	if count <= s.cfg.MaxLen && cutoff.IsZero() && nb <= s.cfg.MaxBytes {
+		return count, nb, trimmed, nil
 	}
 	was := trimmed
 	c := ups.Cursor()
@@ -574,30 +614,31 @@ func (s *Store) trim(ups, ids, meta *bolt.Bucket, count int, trimmed uint64, now
 		}
 		t, id, err := record.TimeID(v)
 		if err != nil {
-			return 0, 0, fmt.Errorf("trim seq %d: %w", binary.BigEndian.Uint64(k), err)
+			return 0, 0, 0, fmt.Errorf("trim seq %d: %w", binary.BigEndian.Uint64(k), err)
 		}
 		expired := !cutoff.IsZero() && count > 1 && t.Before(cutoff)
-		if count <= s.cfg.MaxLen && !expired {
+		if count <= s.cfg.MaxLen && !expired && (nb <= s.cfg.MaxBytes || count == 1) {
 			break
 		}
+		nb -= cost(len(v), len(id))
 		seq := binary.BigEndian.Uint64(k)
 		if got := ids.Get(id); bytes.Equal(got, k) {
 			if err := ids.Delete(id); err != nil {
-				return 0, 0, err
+				return 0, 0, 0, err
 			}
 		}
 		if err := c.Delete(); err != nil {
-			return 0, 0, err
+			return 0, 0, 0, err
 		}
 		trimmed = seq
 		count--
 	}
 	if trimmed != was {
 		if err := meta.Put(keyTrimmed, seqKey(trimmed)); err != nil {
-			return 0, 0, err
+			return 0, 0, 0, err
 		}
 	}
-	return count, trimmed, nil
+	return count, nb, trimmed, nil
 }
 
 // trimIdle applies retention by age when no append is coming. It opens a
@@ -618,16 +659,16 @@ func (s *Store) trimIdle() error {
 	if err != nil || !expired {
 		return err
 	}
-	count, trimmed := s.count, s.trimmed
+	count, nb, trimmed := s.count, s.bytes, s.trimmed
 	err = s.db.Update(func(tx *bolt.Tx) error {
 		var err error
-		count, trimmed, err = s.trim(tx.Bucket(bucketUpdates), tx.Bucket(bucketIDs), tx.Bucket(bucketMeta), count, trimmed, now)
+		count, nb, trimmed, err = s.trim(tx.Bucket(bucketUpdates), tx.Bucket(bucketIDs), tx.Bucket(bucketMeta), count, nb, trimmed, now)
 		return err
 	})
 	if err != nil {
 		return err
 	}
-	s.count, s.trimmed = count, trimmed
+	s.count, s.bytes, s.trimmed = count, nb, trimmed
 	return nil
 }
 

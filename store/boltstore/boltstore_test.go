@@ -51,8 +51,8 @@ func mustAppend(tb testing.TB, s store.Store, u store.Update) store.Update {
 }
 
 func TestConformance(t *testing.T) {
-	storetest.Run(t, func(t *testing.T, maxLen int) store.Store {
-		s, err := boltstore.Open(dbPath(t), boltstore.Config{MaxLen: maxLen})
+	storetest.Run(t, func(t *testing.T, lim storetest.Limits) store.Store {
+		s, err := boltstore.Open(dbPath(t), boltstore.Config{MaxLen: lim.MaxLen, MaxBytes: lim.MaxBytes})
 		if err != nil {
 			t.Fatalf("Open = %v", err)
 		}
@@ -62,8 +62,8 @@ func TestConformance(t *testing.T) {
 
 func TestConformanceMaxAge(t *testing.T) {
 	// Retention by age runs on every append without trimming young updates.
-	storetest.Run(t, func(t *testing.T, maxLen int) store.Store {
-		s, err := boltstore.Open(dbPath(t), boltstore.Config{MaxLen: maxLen, MaxAge: time.Hour, NoSync: true})
+	storetest.Run(t, func(t *testing.T, lim storetest.Limits) store.Store {
+		s, err := boltstore.Open(dbPath(t), boltstore.Config{MaxLen: lim.MaxLen, MaxBytes: lim.MaxBytes, MaxAge: time.Hour, NoSync: true})
 		if err != nil {
 			t.Fatalf("Open = %v", err)
 		}

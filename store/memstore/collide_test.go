@@ -28,8 +28,8 @@ func TestConformanceHashCollisions(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			hashID = c.hash
 			defer func() { hashID = maphash.String }()
-			storetest.Run(t, func(t *testing.T, maxLen int) store.Store {
-				return New(Config{MaxLen: min(maxLen, 500)})
+			storetest.Run(t, func(t *testing.T, lim storetest.Limits) store.Store {
+				return New(Config{MaxLen: min(lim.MaxLen, 500), MaxBytes: lim.MaxBytes})
 			})
 		})
 	}

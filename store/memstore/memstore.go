@@ -3,7 +3,8 @@
 // that do not need history to survive a restart.
 //
 // Sequence numbers start at 1 and are contiguous. History is lost when the
-// process exits.
+// process exits, and only then: nothing else can drop it behind the
+// process's back, so a Store never reports store.ErrLogReset.
 package memstore
 
 import (
@@ -23,12 +24,37 @@ import (
 // is zero.
 const DefaultMaxLen = 10_000
 
+// DefaultMaxBytes bounds the memory of the retained updates when
+// Config.MaxBytes is zero: 64 MiB.
+const DefaultMaxBytes = 64 << 20
+
+// overhead is the memory an update costs beyond its store.Size: the
+// Update struct, its ring slot and hash, its index entry; plus
+// topicOverhead per topic (the string header).
+const (
+	overhead      = 192
+	topicOverhead = 16
+)
+
+// cost is what u counts for against Config.MaxBytes.
+func cost(u *store.Update) int64 {
+	return store.Size(*u) + overhead + topicOverhead*int64(len(u.Topics))
+}
+
 // Config configures a Store. The zero value is valid: every zero field
 // means the documented default.
 type Config struct {
 	// MaxLen is the number of newest updates kept; appending beyond it
 	// drops the oldest. Zero means DefaultMaxLen. Negative is invalid.
 	MaxLen int
+	// MaxBytes bounds the memory of the retained updates: appending drops
+	// the oldest while the updates add up to more. An update counts its
+	// store.Size plus about 200 bytes of bookkeeping. An update bigger
+	// than MaxBytes by itself is refused with store.ErrInvalid, so the
+	// newest is always kept. Zero means DefaultMaxBytes (64 MiB); with
+	// DefaultMaxLen that is reached by updates of 6 KiB on average.
+	// Negative is invalid.
+	MaxBytes int64
 	// MaxAge drops updates whose Time is older than MaxAge. Age is checked
 	// when updates are appended, so an idle store keeps its last updates.
 	// Zero means no age limit. Negative is invalid.
@@ -51,6 +77,7 @@ type Store struct {
 	hashes []uint64
 	head   int
 	n      int
+	bytes  int64 // the cost of the retained updates
 	last   uint64
 	// ids maps a 64-bit hash of each retained update's id to its Seq: the
 	// map holds no pointers and a probe compares integers instead of
@@ -72,11 +99,14 @@ var hashID = maphash.String
 // New returns an empty store. It panics if cfg has a negative field, which
 // is a programming error.
 func New(cfg Config) *Store {
-	if cfg.MaxLen < 0 || cfg.MaxAge < 0 {
+	if cfg.MaxLen < 0 || cfg.MaxAge < 0 || cfg.MaxBytes < 0 {
 		panic(fmt.Sprintf("memstore: invalid config %+v", cfg))
 	}
 	if cfg.MaxLen == 0 {
 		cfg.MaxLen = DefaultMaxLen
+	}
+	if cfg.MaxBytes == 0 {
+		cfg.MaxBytes = DefaultMaxBytes
 	}
 	return &Store{
 		cfg:    cfg,
@@ -99,6 +129,11 @@ func (s *Store) Append(ctx context.Context, u store.Update) (store.Update, error
 		u.ID = store.NewID()
 	}
 	u.Topics = slices.Clone(u.Topics)
+	c := cost(&u)
+	if c > s.cfg.MaxBytes {
+		return store.Update{}, fmt.Errorf("memstore: append: update of %d bytes larger than the history's MaxBytes %d: %w",
+			c, s.cfg.MaxBytes, store.ErrInvalid)
+	}
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -123,6 +158,9 @@ func (s *Store) Append(ctx context.Context, u store.Update) (store.Update, error
 	if s.n == s.cfg.MaxLen {
 		s.dropOldest()
 	}
+	for s.n > 0 && s.bytes+c > s.cfg.MaxBytes {
+		s.dropOldest()
+	}
 	if s.cfg.MaxAge > 0 {
 		cutoff := now.Add(-s.cfg.MaxAge)
 		for s.n > 0 && s.buf[s.head].Time.Before(cutoff) {
@@ -137,6 +175,7 @@ func (s *Store) Append(ctx context.Context, u store.Update) (store.Update, error
 	i := (s.head + s.n) % len(s.buf)
 	s.buf[i], s.hashes[i] = u, h
 	s.n++
+	s.bytes += c
 	if _, taken := s.ids[h]; taken {
 		s.more[u.ID] = u.Seq
 	} else {
@@ -156,6 +195,7 @@ func (s *Store) dropOldest() {
 	} else {
 		delete(s.more, s.buf[s.head].ID)
 	}
+	s.bytes -= cost(&s.buf[s.head])
 	s.buf[s.head] = store.Update{}
 	s.head = (s.head + 1) % len(s.buf)
 	s.n--

@@ -19,15 +19,15 @@ func TestMain(m *testing.M) {
 }
 
 func TestConformance(t *testing.T) {
-	storetest.Run(t, func(t *testing.T, maxLen int) store.Store {
-		return memstore.New(memstore.Config{MaxLen: maxLen})
+	storetest.Run(t, func(t *testing.T, lim storetest.Limits) store.Store {
+		return memstore.New(memstore.Config{MaxLen: lim.MaxLen, MaxBytes: lim.MaxBytes})
 	})
 }
 
 func TestConformanceSmallRing(t *testing.T) {
 	// A ring that wraps many times while the suite runs.
-	storetest.Run(t, func(t *testing.T, maxLen int) store.Store {
-		return memstore.New(memstore.Config{MaxLen: min(maxLen, 1000)})
+	storetest.Run(t, func(t *testing.T, lim storetest.Limits) store.Store {
+		return memstore.New(memstore.Config{MaxLen: min(lim.MaxLen, 1000), MaxBytes: lim.MaxBytes})
 	})
 }
 

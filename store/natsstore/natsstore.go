@@ -6,7 +6,10 @@
 // # Layout
 //
 // [New] creates (or updates) one stream, Config.Stream, that captures the
-// subjects Config.Subject + ".*". Each update is one message on the subject
+// subjects Config.Subject + ".*". When JetStream cannot be reached, New
+// still returns a Store, which retries every Config.CheckInterval; its
+// calls fail (and a hub's /readyz says not ready) until then. Nodes that
+// create the stream at the same time all succeed. Each update is one message on the subject
 // Config.Subject + "." + token(ID), where the token is the first 128 bits
 // of the SHA-256 of the update id in unpadded base64url (22 characters), so
 // any id is a valid, short subject token. The message body is a compact
@@ -14,10 +17,12 @@
 // as the rest of the body); no headers are stored.
 //
 // An update's Seq is the stream sequence that the server assigns, returned
-// in the publish acknowledgement. Stream sequences are contiguous and shared
-// by every node. The stream keeps the newest Config.MaxLen messages
-// (MaxMsgs with DiscardOld), so trimming by count is exact and never drops
-// the newest update. It uses file storage with Config.Replicas replicas and
+// in the publish acknowledgement, plus a base that is 0 until the Store
+// detects a lost stream (see below). Stream sequences are contiguous and
+// shared by every node. The stream keeps the newest Config.MaxLen messages
+// and at most Config.MaxBytes bytes (MaxMsgs and MaxBytes with
+// DiscardOld), so trimming is exact and never drops the newest update (an
+// update bigger than MaxBytes is refused). It uses file storage with Config.Replicas replicas and
 // allows direct gets.
 //
 // # Append and duplicate ids
@@ -32,8 +37,25 @@
 // which nats-server fsyncs every two minutes by default (set the server's
 // jetstream sync_interval to "always" for an fsync per message, or rely on
 // Replicas > 1). When the acknowledgement is lost (a timeout), the update
-// may or may not be stored; retrying the same explicit id then reports
-// [store.ErrDuplicateID] if it was.
+// may or may not be stored: Append returns [store.ErrOutcomeUnknown], and
+// retrying the same explicit id then reports [store.ErrDuplicateID] if it
+// was. A publish that no stream answers (the stream was deleted) was not
+// stored.
+//
+// # Lost streams
+//
+// A stream deleted and created again, or a server restarted with its
+// storage wiped, starts its sequences again at 1: positions that nodes
+// hold would name other updates. Each Store asks for the stream's state
+// every Config.CheckInterval, and whenever its consumer reports an error:
+// a stream missing for a second is created again; a different creation
+// time, or a last sequence below one the Store has seen, means the stream
+// was lost. The Store then logs an ERROR and starts a new generation: its
+// Seqs continue above every Seq it handed out (Seq = base + stream
+// sequence, the base being the highest Seq handed out before), [Store.Wait]
+// and [Store.Read] report [store.ErrLogReset] for the positions of the lost
+// stream, and the consumer follows the new stream. Seqs of one update may
+// then differ between nodes; ids do not.
 //
 // Two ids whose hashes share their first 128 bits would collide: the second
 // Append reports ErrDuplicateID and Lookup reports only the first. The odds
@@ -89,6 +111,7 @@ package natsstore
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -116,6 +139,12 @@ const (
 	DefaultSubject = "herald.updates"
 	// DefaultMaxLen is the number of updates kept when Config.MaxLen is 0.
 	DefaultMaxLen = 100_000
+	// DefaultMaxBytes bounds the stream's size when Config.MaxBytes is 0:
+	// 1 GiB.
+	DefaultMaxBytes = 1 << 30
+	// DefaultCheckInterval is how often a Store checks the stream when
+	// Config.CheckInterval is 0.
+	DefaultCheckInterval = 2 * time.Second
 )
 
 // pipeline is the largest number of direct gets in flight in one Read.
@@ -124,6 +153,13 @@ const pipeline = 256
 // requestTimeout bounds each request when the caller's context has no
 // deadline, so that a lost reply cannot block forever.
 const requestTimeout = 5 * time.Second
+
+// msgOverhead is what the server stores per message beside its subject,
+// headers and data, at most.
+const msgOverhead = 64
+
+// expectHeader is the header of every Append, as sent.
+const expectHeader = "NATS/1.0\r\n" + jetstream.ExpectedLastSubjSeqHeader + ": 0\r\n\r\n"
 
 // Config configures a Store. The zero value is valid: every zero field
 // means the documented default.
@@ -138,14 +174,27 @@ type Config struct {
 	// discarding the oldest). Zero means DefaultMaxLen. Negative is
 	// invalid.
 	MaxLen int
+	// MaxBytes bounds the stream's size in bytes (its MaxBytes,
+	// discarding the oldest): a message counts its subject, headers and
+	// encoded update plus the server's overhead, at least store.Size of
+	// the update. An update too big to fit by itself is refused with
+	// store.ErrInvalid, so the newest is always kept. Zero means
+	// DefaultMaxBytes (1 GiB). Negative is invalid.
+	MaxBytes int64
 	// MaxAge purges updates whose Time is older than MaxAge, except the
 	// newest. Zero means no age limit. Negative is invalid.
 	MaxAge time.Duration
 	// Replicas is the stream's number of replicas. Zero means 1. Negative
 	// is invalid.
 	Replicas int
-	// Logger receives the errors of background work: trimming by age and
-	// following the stream. Nil means no logging.
+	// CheckInterval is how often the Store asks for the stream's state to
+	// notice that it was deleted, recreated or rewound (see the package
+	// doc), and retries creating it while JetStream is unreachable. Zero
+	// means DefaultCheckInterval (2s). Negative is invalid.
+	CheckInterval time.Duration
+	// Logger receives the errors of background work (trimming by age,
+	// following and checking the stream) and an ERROR for every lost
+	// stream detected. Nil means no logging.
 	Logger *slog.Logger
 }
 
@@ -158,36 +207,58 @@ type Store struct {
 	cfg        Config
 	nc         *nats.Conn
 	js         jetstream.JetStream
-	stream     jetstream.Stream
 	log        *slog.Logger
 	prefix     string // cfg.Subject + "."
 	directSubj string // the direct get subject of the stream
-	cc         jetstream.ConsumeContext
 
 	// Direct gets are pipelined on one subscription, replySub, to
 	// replyPrefix + "*"; each reply subject names its request and index.
 	replyPrefix string
 	replySub    *nats.Subscription
 	nextReq     atomic.Uint64
-	pmu         sync.Mutex // guards pending; never held with mu
+	pmu         sync.Mutex // guards pending; never held with mu or gmu
 	pending     map[uint64]chan *nats.Msg
 
 	// wait holds the highest Seq known to be stored (it only grows) and
-	// wakes every Wait.
+	// wakes every Wait. Its floor is gen.base.
 	wait seqwait.Waiter
+
+	// setupMu serializes creating the stream and the consumer.
+	setupMu sync.Mutex
+	// gmu guards gen and cc. Lock order: setupMu, gmu, wait's lock.
+	gmu sync.Mutex
+	gen generation
+	cc  jetstream.ConsumeContext // follows gen.n; nil until set up
+	// missingSince is when the stream was first seen missing, zero while
+	// it exists.
+	missingSince time.Time
 
 	mu     sync.Mutex
 	closed bool
 
-	done chan struct{} // closed by Close: stops trimming and pending gets
+	kick chan struct{} // size 1: asks the checker to check the stream now
+	done chan struct{} // closed by Close: stops the goroutines and pending gets
 	wg   sync.WaitGroup
+}
+
+// generation is the stream a Store believes in. Seq = base + the stream
+// sequence. A lost stream (deleted and recreated, or rewound) starts a new
+// generation whose base is the highest Seq handed out before, so Seqs keep
+// increasing and stale positions (up to base) are recognized.
+type generation struct {
+	n       uint64    // counts resets
+	created time.Time // the stream's creation time; zero until known
+	base    uint64
+	ready   bool // the consumer of generation n runs
 }
 
 var _ store.Store = (*Store)(nil)
 
-// New creates or updates the stream described by cfg on nc's JetStream and
-// returns a Store that uses it. It does not take ownership of nc. It
-// returns an error for an invalid cfg or when JetStream cannot be reached.
+// New returns a Store on the stream described by cfg on nc's JetStream,
+// creating or updating the stream. It does not take ownership of nc. It
+// returns an error for an invalid cfg or a closed nc. When JetStream
+// cannot be reached (within ctx), New still succeeds: the Store retries in
+// the background every CheckInterval and its calls fail until then.
 func New(ctx context.Context, nc *nats.Conn, cfg Config) (*Store, error) {
 	if cfg.Stream == "" {
 		cfg.Stream = DefaultStream
@@ -198,8 +269,14 @@ func New(ctx context.Context, nc *nats.Conn, cfg Config) (*Store, error) {
 	if cfg.MaxLen == 0 {
 		cfg.MaxLen = DefaultMaxLen
 	}
+	if cfg.MaxBytes == 0 {
+		cfg.MaxBytes = DefaultMaxBytes
+	}
 	if cfg.Replicas == 0 {
 		cfg.Replicas = 1
+	}
+	if cfg.CheckInterval == 0 {
+		cfg.CheckInterval = DefaultCheckInterval
 	}
 	if err := validate(cfg); err != nil {
 		return nil, fmt.Errorf("natsstore: new: %w", err)
@@ -213,6 +290,7 @@ func New(ctx context.Context, nc *nats.Conn, cfg Config) (*Store, error) {
 		log:        cfg.Logger,
 		prefix:     cfg.Subject + ".",
 		directSubj: "$JS.API.DIRECT.GET." + cfg.Stream,
+		kick:       make(chan struct{}, 1),
 		done:       make(chan struct{}),
 		pending:    make(map[uint64]chan *nats.Msg),
 	}
@@ -223,48 +301,14 @@ func New(ctx context.Context, nc *nats.Conn, cfg Config) (*Store, error) {
 	if s.js, err = jetstream.New(nc); err != nil {
 		return nil, fmt.Errorf("natsstore: new: %w", err)
 	}
-	s.stream, err = s.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:        cfg.Stream,
-		Description: "Herald event log",
-		Subjects:    []string{cfg.Subject + ".*"},
-		Retention:   jetstream.LimitsPolicy,
-		MaxMsgs:     int64(cfg.MaxLen),
-		MaxBytes:    -1,
-		Discard:     jetstream.DiscardOld,
-		Storage:     jetstream.FileStorage,
-		Replicas:    cfg.Replicas,
-		AllowDirect: true,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("natsstore: new: stream %q: %w", cfg.Stream, err)
-	}
-	info, err := s.stream.Info(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("natsstore: new: stream %q: %w", cfg.Stream, err)
-	}
-	s.wait.Advance(info.State.LastSeq)
-
 	s.replyPrefix = nc.NewInbox() + "."
 	if s.replySub, err = nc.Subscribe(s.replyPrefix+"*", s.onReply); err != nil {
 		return nil, fmt.Errorf("natsstore: new: subscribe: %w", err)
 	}
-
-	cons, err := s.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
-		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:   info.State.LastSeq + 1,
-		HeadersOnly:   true,
-	})
-	if err != nil {
-		s.replySub.Unsubscribe()
-		return nil, fmt.Errorf("natsstore: new: consumer: %w", err)
+	if err := s.ensure(ctx); err != nil {
+		s.log.Warn("natsstore: stream not ready, retrying in the background", "stream", cfg.Stream, "err", err)
 	}
-	s.cc, err = cons.Consume(s.onMsg, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-		s.log.Warn("natsstore: consumer", "stream", cfg.Stream, "err", err)
-	}))
-	if err != nil {
-		s.replySub.Unsubscribe()
-		return nil, fmt.Errorf("natsstore: new: consume: %w", err)
-	}
+	s.wg.Go(s.checkLoop)
 	if cfg.MaxAge > 0 {
 		s.wg.Go(s.trimLoop)
 	}
@@ -276,10 +320,14 @@ func validate(cfg Config) error {
 	switch {
 	case cfg.MaxLen < 0:
 		return fmt.Errorf("negative MaxLen %d", cfg.MaxLen)
+	case cfg.MaxBytes < 0:
+		return fmt.Errorf("negative MaxBytes %d", cfg.MaxBytes)
 	case cfg.MaxAge < 0:
 		return fmt.Errorf("negative MaxAge %v", cfg.MaxAge)
 	case cfg.Replicas < 0:
 		return fmt.Errorf("negative Replicas %d", cfg.Replicas)
+	case cfg.CheckInterval < 0:
+		return fmt.Errorf("negative CheckInterval %v", cfg.CheckInterval)
 	case strings.ContainsAny(cfg.Stream, " \t\r\n.*>/\\"):
 		return fmt.Errorf("invalid stream name %q", cfg.Stream)
 	}
@@ -291,17 +339,207 @@ func validate(cfg Config) error {
 	return nil
 }
 
-// onMsg is called by the consumer for every stored message.
-func (s *Store) onMsg(msg jetstream.Msg) {
+// streamConfig is the configuration of the stream.
+func (s *Store) streamConfig() jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:        s.cfg.Stream,
+		Description: "Herald event log",
+		Subjects:    []string{s.cfg.Subject + ".*"},
+		Retention:   jetstream.LimitsPolicy,
+		MaxMsgs:     int64(s.cfg.MaxLen),
+		MaxBytes:    s.cfg.MaxBytes,
+		Discard:     jetstream.DiscardOld,
+		Storage:     jetstream.FileStorage,
+		Replicas:    s.cfg.Replicas,
+		AllowDirect: true,
+	}
+}
+
+// ensure creates or updates the stream, then checks it (see observe) and
+// starts the consumer of the current generation. Two nodes may run it at
+// once: the loser of a creation race updates instead.
+func (s *Store) ensure(ctx context.Context) error {
+	ctx, cancel := withTimeout(ctx)
+	defer cancel()
+	s.setupMu.Lock()
+	defer s.setupMu.Unlock()
+	g, known := s.snapshot()
+	var st jetstream.Stream
+	var err error
+	for range 3 {
+		st, err = s.js.CreateOrUpdateStream(ctx, s.streamConfig())
+		if !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) && !errors.Is(err, jetstream.ErrStreamNotFound) {
+			break
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("stream %q: %w", s.cfg.Stream, err)
+	}
+	return s.observeLocked(ctx, st.CachedInfo(), g, known)
+}
+
+// snapshot returns the current generation and the stream sequence of the
+// newest update known, to compare a stream info requested afterwards with.
+func (s *Store) snapshot() (generation, uint64) {
+	s.gmu.Lock()
+	defer s.gmu.Unlock()
+	return s.gen, s.wait.Last() - s.gen.base
+}
+
+// recreateDelay is how long a stream must have been missing before a
+// Store creates it again: nats-server 2.9 removes a deleted stream's files
+// after answering, and a stream created again at once loses its messages
+// to that removal.
+const recreateDelay = time.Second
+
+// errMissing reports that the stream does not exist (yet again).
+var errMissing = errors.New("stream missing")
+
+// check asks for the stream's state and observes it; a stream missing for
+// recreateDelay is created again.
+func (s *Store) check(ctx context.Context) error {
+	ctx, cancel := withTimeout(ctx)
+	defer cancel()
+	g, known := s.snapshot()
+	st, err := s.js.Stream(ctx, s.cfg.Stream)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		s.gmu.Lock()
+		if s.missingSince.IsZero() {
+			s.missingSince = time.Now()
+		}
+		since := time.Since(s.missingSince)
+		s.gmu.Unlock()
+		if since < recreateDelay {
+			return fmt.Errorf("%w: %q", errMissing, s.cfg.Stream)
+		}
+		s.log.Warn("natsstore: stream missing: creating it again", "stream", s.cfg.Stream)
+		err = s.ensure(ctx)
+		if err == nil {
+			s.gmu.Lock()
+			s.missingSince = time.Time{}
+			s.gmu.Unlock()
+		}
+		return err
+	}
+	if err != nil {
+		return err
+	}
+	s.setupMu.Lock()
+	defer s.setupMu.Unlock()
+	return s.observeLocked(ctx, st.CachedInfo(), g, known)
+}
+
+// observeLocked compares info, requested after taking g and known (the
+// stream sequence of the newest update known then), with the store's
+// generation: another creation time, or a last sequence below known,
+// means the stream was lost, and starts a new generation. It then starts
+// the consumer of the generation if it does not run. s.setupMu must be
+// held.
+func (s *Store) observeLocked(ctx context.Context, info *jetstream.StreamInfo, g generation, known uint64) error {
+	s.gmu.Lock()
+	switch {
+	case s.gen.n != g.n:
+		// Another call found the stream lost meanwhile: info may be older.
+	case s.gen.created.IsZero():
+		s.gen.created = info.Created
+	case !info.Created.Equal(s.gen.created):
+		s.resetLocked(info.Created, "the stream was deleted and created again")
+	case info.State.LastSeq < known:
+		s.resetLocked(info.Created, "the stream's sequence went back")
+	}
+	gen := s.gen
+	if gen.created.Equal(info.Created) {
+		s.wait.Advance(gen.base + info.State.LastSeq)
+	}
+	s.gmu.Unlock()
+	if gen.ready || !gen.created.Equal(info.Created) {
+		return nil
+	}
+	// Follow the stream from the update after the newest in info.
+	cons, err := s.js.OrderedConsumer(ctx, s.cfg.Stream, jetstream.OrderedConsumerConfig{
+		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:   info.State.LastSeq + 1,
+		HeadersOnly:   true,
+	})
+	if err != nil {
+		return fmt.Errorf("consumer: %w", err)
+	}
+	cc, err := cons.Consume(func(msg jetstream.Msg) { s.onMsg(gen.n, msg) },
+		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			s.log.Warn("natsstore: consumer", "stream", s.cfg.Stream, "err", err)
+			select {
+			case s.kick <- struct{}{}:
+			default:
+			}
+		}))
+	if err != nil {
+		return fmt.Errorf("consume: %w", err)
+	}
+	s.gmu.Lock()
+	defer s.gmu.Unlock()
+	if s.gen.n != gen.n || s.isClosed() {
+		cc.Stop()
+		return nil
+	}
+	if s.cc != nil {
+		s.cc.Stop()
+	}
+	s.cc = cc
+	s.gen.ready = true
+	return nil
+}
+
+// resetLocked starts a new generation for the stream created at created.
+// s.gmu must be held.
+func (s *Store) resetLocked(created time.Time, why string) {
+	old := s.gen
+	s.gen = generation{n: old.n + 1, created: created, base: s.wait.Reset()}
+	if s.cc != nil {
+		s.cc.Stop()
+		s.cc = nil
+	}
+	s.log.Error("natsstore: the stream was lost or restarted its sequence: positions and ids taken before are stale",
+		"stream", s.cfg.Stream, "why", why, "old_created", old.created, "new_created", created, "last_seq", s.gen.base)
+}
+
+// checkLoop checks the stream every CheckInterval, and at once when the
+// consumer reports an error, until Close.
+func (s *Store) checkLoop() {
+	t := time.NewTicker(s.cfg.CheckInterval)
+	defer t.Stop()
+	failing := false
+	for {
+		select {
+		case <-s.done:
+			return
+		case <-t.C:
+		case <-s.kick:
+		}
+		err := s.check(context.Background())
+		switch {
+		case err != nil && !failing && !s.isClosed():
+			s.log.Warn("natsstore: checking the stream", "stream", s.cfg.Stream, "err", err)
+			failing = true
+		case err == nil && failing:
+			s.log.Info("natsstore: stream reachable again", "stream", s.cfg.Stream)
+			failing = false
+		}
+	}
+}
+
+// onMsg is called by the consumer of generation n for every stored
+// message.
+func (s *Store) onMsg(n uint64, msg jetstream.Msg) {
 	md, err := msg.Metadata()
 	if err != nil {
 		return
 	}
-	s.advance(md.Sequence.Stream)
+	s.gmu.Lock()
+	if s.gen.n == n {
+		s.wait.Advance(s.gen.base + md.Sequence.Stream)
+	}
+	s.gmu.Unlock()
 }
-
-// advance records that seq is stored and wakes the waiters if it is new.
-func (s *Store) advance(seq uint64) { s.wait.Advance(seq) }
 
 func (s *Store) isClosed() bool {
 	s.mu.Lock()
@@ -317,9 +555,21 @@ func withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, requestTimeout)
 }
 
+// ready sets the stream up if it is not yet.
+func (s *Store) ready(ctx context.Context) error {
+	s.gmu.Lock()
+	ok := s.gen.ready
+	s.gmu.Unlock()
+	if ok {
+		return nil
+	}
+	return s.ensure(ctx)
+}
+
 // Append publishes u and waits for the server's acknowledgement. It
-// returns u with Seq (the stream sequence), ID and Time set. It copies
-// u.Topics, so the caller may reuse the slice.
+// returns u with Seq, ID and Time set. It copies u.Topics, so the caller
+// may reuse the slice. When the acknowledgement does not come in time, the
+// update may or may not be stored: Append returns store.ErrOutcomeUnknown.
 func (s *Store) Append(ctx context.Context, u store.Update) (store.Update, error) {
 	if err := store.Validate(u); err != nil {
 		return store.Update{}, fmt.Errorf("natsstore: append: %w", err)
@@ -335,6 +585,9 @@ func (s *Store) Append(ctx context.Context, u store.Update) (store.Update, error
 		u.Time = time.Now().Round(0)
 	}
 	u.Topics = slices.Clone(u.Topics)
+	if err := s.ready(ctx); err != nil {
+		return store.Update{}, fmt.Errorf("natsstore: append: %w", err)
+	}
 	for {
 		size := 2 + 3*binaryMaxVarint + len(u.ID) + len(u.Type) + len(u.Data)
 		for _, t := range u.Topics {
@@ -345,6 +598,11 @@ func (s *Store) Append(ctx context.Context, u store.Update) (store.Update, error
 			Header:  nats.Header{jetstream.ExpectedLastSubjSeqHeader: []string{"0"}},
 			Data:    record.Append(make([]byte, 0, size), u),
 		}
+		if n := int64(msgOverhead + len(msg.Subject) + len(expectHeader) + len(msg.Data)); n > s.cfg.MaxBytes {
+			return store.Update{}, fmt.Errorf("natsstore: append: update of %d bytes larger than the stream's MaxBytes %d: %w",
+				n, s.cfg.MaxBytes, store.ErrInvalid)
+		}
+		g, _ := s.snapshot()
 		ack, err := s.js.PublishMsg(ctx, msg)
 		if isWrongLastSeq(err) || (err == nil && ack.Duplicate) {
 			if explicit {
@@ -353,11 +611,31 @@ func (s *Store) Append(ctx context.Context, u store.Update) (store.Update, error
 			u.ID = store.NewID() // a generated id cannot collide; be safe anyway
 			continue
 		}
+		if errors.Is(err, jetstream.ErrNoStreamResponse) {
+			// No stream listens: it was deleted. The checker creates it
+			// again; nothing was stored.
+			select {
+			case s.kick <- struct{}{}:
+			default:
+			}
+			return store.Update{}, fmt.Errorf("natsstore: append: %w: %q", errMissing, s.cfg.Stream)
+		}
+		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) || errors.Is(err, nats.ErrTimeout) {
+			return store.Update{}, fmt.Errorf("natsstore: append: %w (%w)", store.ErrOutcomeUnknown, err)
+		}
 		if err != nil {
 			return store.Update{}, fmt.Errorf("natsstore: append: %w", err)
 		}
-		u.Seq = ack.Sequence
-		s.advance(u.Seq)
+		s.gmu.Lock()
+		same := s.gen.n == g.n
+		if same {
+			s.wait.Advance(g.base + ack.Sequence)
+		}
+		s.gmu.Unlock()
+		if !same {
+			return store.Update{}, fmt.Errorf("natsstore: append: %w: the stream was lost meanwhile", store.ErrOutcomeUnknown)
+		}
+		u.Seq = g.base + ack.Sequence
 		return u, nil
 	}
 }
@@ -380,25 +658,46 @@ func (s *Store) Lookup(ctx context.Context, id string) (uint64, error) {
 	if s.isClosed() {
 		return 0, fmt.Errorf("natsstore: lookup: %w", store.ErrClosed)
 	}
-	raw, err := s.stream.GetLastMsgForSubject(ctx, s.prefix+idToken(id))
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return 0, fmt.Errorf("natsstore: lookup %q: %w", id, store.ErrNotFound)
+	if err := s.ready(ctx); err != nil {
+		return 0, fmt.Errorf("natsstore: lookup %q: %w", id, err)
 	}
+	g, _ := s.snapshot()
+	rctx, cancel := withTimeout(ctx)
+	defer cancel()
+	m, err := s.nc.RequestWithContext(rctx, s.directSubj, []byte(`{"last_by_subj":"`+s.prefix+idToken(id)+`"}`))
 	if err != nil {
 		return 0, fmt.Errorf("natsstore: lookup %q: %w", id, err)
 	}
-	u, err := record.Decode(raw.Sequence, raw.Data)
+	switch status := m.Header.Get("Status"); status {
+	case "":
+	case "404":
+		return 0, fmt.Errorf("natsstore: lookup %q: %w", id, store.ErrNotFound)
+	default:
+		return 0, fmt.Errorf("natsstore: lookup %q: status %s %s", id, status, m.Header.Get("Description"))
+	}
+	seq, err := strconv.ParseUint(m.Header.Get(jetstream.SequenceHeader), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("natsstore: lookup %q: bad sequence header %q", id, m.Header.Get(jetstream.SequenceHeader))
+	}
+	u, err := record.Decode(seq, m.Data)
 	if err != nil {
 		return 0, fmt.Errorf("natsstore: lookup %q: %w", id, err)
 	}
 	if u.ID != id { // a hash collision: the subject belongs to another id
 		return 0, fmt.Errorf("natsstore: lookup %q: %w", id, store.ErrNotFound)
 	}
-	return raw.Sequence, nil
+	s.gmu.Lock()
+	defer s.gmu.Unlock()
+	if s.gen.n != g.n {
+		return 0, fmt.Errorf("natsstore: lookup %q: %w (the stream was lost meanwhile)", id, store.ErrNotFound)
+	}
+	s.wait.Advance(g.base + seq)
+	return g.base + seq, nil
 }
 
 // Read returns up to limit updates with Seq > after, oldest first, or
-// store.ErrCursorGone when updates after `after` were trimmed. A limit of
+// store.ErrCursorGone when updates after `after` were trimmed, or
+// store.ErrLogReset when after belongs to a stream since lost. A limit of
 // zero or less returns no updates.
 //
 // Read returns the updates up to the newest that this Store knows of: the
@@ -409,20 +708,40 @@ func (s *Store) Read(ctx context.Context, after uint64, limit int) ([]store.Upda
 	if s.isClosed() {
 		return nil, fmt.Errorf("natsstore: read: %w", store.ErrClosed)
 	}
+	g, known := s.snapshot()
+	if after != 0 && after <= g.base {
+		return nil, fmt.Errorf("natsstore: read after %d: %w", after, store.ErrLogReset)
+	}
 	if limit <= 0 {
 		return nil, nil
 	}
-	from, last := after+1, s.wait.Last()
+	pos := after // the stream sequence of after
+	if after != 0 {
+		pos -= g.base
+	}
+	from, last := pos+1, known
 	if after == 0 {
 		// From the oldest retained update: ask where it is.
-		info, err := s.stream.Info(ctx)
+		if err := s.ready(ctx); err != nil {
+			return nil, fmt.Errorf("natsstore: read: %w", err)
+		}
+		st, err := s.js.Stream(ctx, s.cfg.Stream)
 		if err != nil {
 			return nil, fmt.Errorf("natsstore: read: %w", err)
+		}
+		info := st.CachedInfo()
+		s.setupMu.Lock()
+		err = s.observeLocked(ctx, info, g, known)
+		s.setupMu.Unlock()
+		if err != nil {
+			return nil, fmt.Errorf("natsstore: read: %w", err)
+		}
+		if g2, _ := s.snapshot(); g2.n != g.n {
+			return nil, nil // the stream was lost: read again
 		}
 		if info.State.Msgs == 0 {
 			return nil, nil
 		}
-		s.advance(info.State.LastSeq)
 		from, last = info.State.FirstSeq, max(last, info.State.LastSeq)
 	}
 	if from > last {
@@ -439,33 +758,57 @@ func (s *Store) Read(ctx context.Context, after uint64, limit int) ([]store.Upda
 		for i, m := range msgs {
 			seq := lo + uint64(i)
 			if m == nil {
-				// Trimmed, or deleted by hand (a gap). Skipping trimmed
-				// updates is only right when reading from the oldest.
-				if len(out) == 0 && after != 0 && seq == after+1 {
-					if err := s.checkCursor(ctx, after); err != nil {
+				// Trimmed, or deleted by hand (a gap), or the stream was
+				// lost. Skipping trimmed updates is only right when
+				// reading from the oldest.
+				if len(out) == 0 && after != 0 && seq == pos+1 {
+					if err := s.checkCursor(ctx, after, pos, g, known); err != nil {
 						return nil, err
 					}
 				}
 				continue
 			}
-			u, err := record.Decode(seq, m.Data)
+			u, err := record.Decode(g.base+seq, m.Data)
 			if err != nil {
 				return nil, fmt.Errorf("natsstore: read after %d: %w", after, err)
 			}
 			out = append(out, u)
 		}
 	}
+	if g2, _ := s.snapshot(); g2.n != g.n {
+		if after != 0 {
+			return nil, fmt.Errorf("natsstore: read after %d: %w", after, store.ErrLogReset)
+		}
+		return nil, nil
+	}
 	return out, nil
 }
 
-// checkCursor returns store.ErrCursorGone if after+1 is older than the
-// stream's first sequence.
-func (s *Store) checkCursor(ctx context.Context, after uint64) error {
-	info, err := s.stream.Info(ctx)
+// checkCursor returns store.ErrLogReset if the stream was lost, and
+// store.ErrCursorGone if pos+1 (the stream sequence after after) is older
+// than the stream's first sequence.
+func (s *Store) checkCursor(ctx context.Context, after, pos uint64, g generation, known uint64) error {
+	st, err := s.js.Stream(ctx, s.cfg.Stream)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		err = s.check(ctx)
+		if g2, _ := s.snapshot(); g2.n != g.n {
+			return fmt.Errorf("natsstore: read after %d: %w", after, store.ErrLogReset)
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("natsstore: read after %d: %w", after, err)
 	}
-	if after+1 < info.State.FirstSeq {
+	info := st.CachedInfo()
+	s.setupMu.Lock()
+	err = s.observeLocked(ctx, info, g, known)
+	s.setupMu.Unlock()
+	if g2, _ := s.snapshot(); g2.n != g.n {
+		return fmt.Errorf("natsstore: read after %d: %w", after, store.ErrLogReset)
+	}
+	if err != nil {
+		return fmt.Errorf("natsstore: read after %d: %w", after, err)
+	}
+	if pos+1 < info.State.FirstSeq {
 		return fmt.Errorf("natsstore: read after %d: %w", after, store.ErrCursorGone)
 	}
 	return nil
@@ -474,6 +817,59 @@ func (s *Store) checkCursor(ctx context.Context, after uint64) error {
 // getRange fetches the messages with sequences lo..hi with pipelined
 // direct gets. A message that does not exist is nil.
 func (s *Store) getRange(ctx context.Context, lo, hi uint64) ([]*nats.Msg, error) {
+	out, err := s.directRange(ctx, lo, hi)
+	if err != nil {
+		return nil, err
+	}
+	// A direct get's "not found" is checked with the stream's leader:
+	// nats-server 2.9 has been seen answering direct gets of a stream
+	// created again (by two nodes at once) with 404 for stored messages.
+	for i, m := range out {
+		if m == nil {
+			if out[i], err = s.leaderGet(ctx, lo+uint64(i)); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return out, nil
+}
+
+// leaderGet fetches the message with sequence seq with the stream API
+// (answered by the stream's leader, not a direct get), or nil if none.
+func (s *Store) leaderGet(ctx context.Context, seq uint64) (*nats.Msg, error) {
+	ctx, cancel := withTimeout(ctx)
+	defer cancel()
+	m, err := s.nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+s.cfg.Stream, []byte(`{"seq":`+strconv.FormatUint(seq, 10)+`}`))
+	if err != nil {
+		return nil, fmt.Errorf("get %d: %w", seq, err)
+	}
+	var resp struct {
+		Message *struct {
+			Seq  uint64 `json:"seq"`
+			Data []byte `json:"data"`
+		} `json:"message"`
+		Error *struct {
+			Code        int    `json:"code"`
+			Description string `json:"description"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal(m.Data, &resp); err != nil {
+		return nil, fmt.Errorf("get %d: %w", seq, err)
+	}
+	switch {
+	case resp.Error != nil && resp.Error.Code == 404:
+		return nil, nil
+	case resp.Error != nil:
+		return nil, fmt.Errorf("get %d: %s", seq, resp.Error.Description)
+	case resp.Message == nil || resp.Message.Seq != seq:
+		return nil, fmt.Errorf("get %d: unexpected reply %q", seq, m.Data)
+	}
+	return &nats.Msg{Data: resp.Message.Data}, nil
+}
+
+// directRange fetches the messages with sequences lo..hi with pipelined
+// direct gets. A message that does not exist is nil.
+func (s *Store) directRange(ctx context.Context, lo, hi uint64) ([]*nats.Msg, error) {
 	ctx, cancel := withTimeout(ctx)
 	defer cancel()
 	n := int(hi - lo + 1)
@@ -558,10 +954,11 @@ func (s *Store) onReply(m *nats.Msg) {
 }
 
 // Wait blocks until an update with Seq > after is stored (by any node), ctx
-// is done or the store is closed.
+// is done or the store is closed. It returns store.ErrLogReset when the
+// stream was found lost since after was taken.
 func (s *Store) Wait(ctx context.Context, after uint64) error {
 	err := s.wait.Wait(ctx, after)
-	if errors.Is(err, store.ErrClosed) {
+	if errors.Is(err, store.ErrClosed) || errors.Is(err, store.ErrLogReset) {
 		return fmt.Errorf("natsstore: wait: %w", err)
 	}
 	return err
@@ -573,10 +970,31 @@ func (s *Store) Last(ctx context.Context) (uint64, string, error) {
 	if s.isClosed() {
 		return 0, "", fmt.Errorf("natsstore: last: %w", store.ErrClosed)
 	}
+	if err := s.ready(ctx); err != nil {
+		return 0, "", fmt.Errorf("natsstore: last: %w", err)
+	}
 	for range 3 {
-		info, err := s.stream.Info(ctx)
+		g, known := s.snapshot()
+		st, err := s.js.Stream(ctx, s.cfg.Stream)
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			err = s.check(ctx)
+			if err == nil {
+				continue
+			}
+		}
 		if err != nil {
 			return 0, "", fmt.Errorf("natsstore: last: %w", err)
+		}
+		info := st.CachedInfo()
+		s.setupMu.Lock()
+		err = s.observeLocked(ctx, info, g, known)
+		s.setupMu.Unlock()
+		if err != nil {
+			return 0, "", fmt.Errorf("natsstore: last: %w", err)
+		}
+		g2, _ := s.snapshot()
+		if g2.n != g.n {
+			continue // the stream was lost: look at the new one
 		}
 		if info.State.Msgs == 0 {
 			return 0, "", nil
@@ -593,9 +1011,9 @@ func (s *Store) Last(ctx context.Context) (uint64, string, error) {
 		if err != nil {
 			return 0, "", fmt.Errorf("natsstore: last: %w", err)
 		}
-		return seq, u.ID, nil
+		return g.base + seq, u.ID, nil
 	}
-	return 0, "", errors.New("natsstore: last: the newest update keeps being trimmed")
+	return 0, "", errors.New("natsstore: last: the newest update keeps changing")
 }
 
 // trimLoop purges updates older than cfg.MaxAge until Close.
@@ -622,11 +1040,11 @@ func (s *Store) trimLoop() {
 // stopping at the first younger one and keeping the newest.
 func (s *Store) trimAge(ctx context.Context, now time.Time) error {
 	cutoff := now.Add(-s.cfg.MaxAge)
-	info, err := s.stream.Info(ctx)
+	stream, err := s.js.Stream(ctx, s.cfg.Stream)
 	if err != nil {
 		return err
 	}
-	st := info.State
+	st := stream.CachedInfo().State
 	if st.Msgs <= 1 {
 		return nil
 	}
@@ -655,7 +1073,7 @@ scan:
 	if keep == st.FirstSeq {
 		return nil
 	}
-	return s.stream.Purge(ctx, jetstream.WithPurgeSequence(keep))
+	return stream.Purge(ctx, jetstream.WithPurgeSequence(keep))
 }
 
 // Close stops following the stream and wakes every Wait with
@@ -672,13 +1090,21 @@ func (s *Store) Close() error {
 	close(s.done)
 	s.mu.Unlock()
 
-	s.cc.Stop()
-	select {
-	case <-s.cc.Closed():
-	case <-time.After(requestTimeout):
-		s.log.Warn("natsstore: close: consumer did not stop", "stream", s.cfg.Stream)
+	s.wg.Wait() // the checker: no consumer starts after this
+	s.setupMu.Lock()
+	s.gmu.Lock()
+	cc := s.cc
+	s.cc = nil
+	s.gmu.Unlock()
+	s.setupMu.Unlock()
+	if cc != nil {
+		cc.Stop()
+		select {
+		case <-cc.Closed():
+		case <-time.After(requestTimeout):
+			s.log.Warn("natsstore: close: consumer did not stop", "stream", s.cfg.Stream)
+		}
 	}
 	s.replySub.Unsubscribe()
-	s.wg.Wait()
 	return nil
 }

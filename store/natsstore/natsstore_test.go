@@ -96,9 +96,9 @@ func open(tb testing.TB, nc *nats.Conn, cfg natsstore.Config) *natsstore.Store {
 
 func TestConformance(t *testing.T) {
 	connect(t) // skip the whole suite at once when there is no server
-	storetest.Run(t, func(t *testing.T, maxLen int) store.Store {
+	storetest.Run(t, func(t *testing.T, lim storetest.Limits) store.Store {
 		nc := connect(t)
-		return open(t, nc, newStream(t, nc, natsstore.Config{MaxLen: maxLen}))
+		return open(t, nc, newStream(t, nc, natsstore.Config{MaxLen: lim.MaxLen, MaxBytes: lim.MaxBytes}))
 	})
 }
 

@@ -117,3 +117,18 @@ func decodeEntry(v any) (store.Update, error) {
 	}
 	return u, nil
 }
+
+// entryOverhead is what each entry counts for against Config.MaxBytes on
+// top of its field values.
+const entryOverhead = 64
+
+// entrySize is what an entry with these field values counts for against
+// Config.MaxBytes: the bytes of the values plus entryOverhead, at least
+// store.Size of the update. appendScript computes the same.
+func entrySize(values ...string) int64 {
+	n := int64(entryOverhead)
+	for _, v := range values {
+		n += int64(len(v))
+	}
+	return n
+}

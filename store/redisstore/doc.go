@@ -18,6 +18,9 @@
 //   - {prefix}:ids, a hash from update id to Seq, so Lookup is one HGET;
 //   - {prefix}:trimmed, the highest Seq ever trimmed (absent when nothing
 //     was), which tells Read that a position is gone;
+//   - {prefix}:epoch, a random value created by the first Append of a log,
+//     which tells every node that the log was lost (see below);
+//   - {prefix}:bytes, the size of the retained entries, for MaxBytes;
 //   - {prefix}:wake:<uuid>, a short-lived stream (60s TTL) that Close writes
 //     to end its own blocked XREAD at once.
 //
@@ -35,7 +38,12 @@
 // twice for one Append. For an id that Append generated, the second run
 // finds the id and returns the first run's Seq instead of appending again:
 // a retry never publishes an update twice. For an id the caller chose, it
-// returns [store.ErrDuplicateID], as for any id already retained.
+// returns [store.ErrDuplicateID], as for any id already retained: set
+// Options.MaxRetries to -1 for exact answers, as herald serve does. Then
+// an Append whose reply is lost or late (a timeout, a broken connection
+// after the command was sent) returns [store.ErrOutcomeUnknown]: retry
+// with the same id. Set Options.ContextTimeoutEnabled so that a context
+// deadline bounds the command.
 //
 // Trimming is exact: while the stream holds more than Config.MaxLen
 // entries, or while its oldest entry is older than Config.MaxAge, the
@@ -81,13 +89,26 @@
 // follower's blocked XREAD at once by adding an entry to the wake stream
 // that the XREAD also watches.
 //
+// # Lost logs
+//
+// If the keys are deleted or lost while nodes run (FLUSHALL, a restart
+// without persistence, a failover to a replica that lagged, an old
+// snapshot restored), Redis positions restart. Each Store notices: Read,
+// Lookup, Last and Append read the epoch in the same MULTI (or script) as
+// their data, and the follower checks, every BlockTime and after every
+// reconnection, that the newest entry it saw is still there with the same
+// id (or was trimmed) and that the counter did not go below it. It then
+// logs an ERROR and starts a new generation: Seq is the Redis position
+// plus a base, 0 until the first reset, then the highest Seq the Store had
+// handed out, so Seqs keep increasing and stale positions are recognized:
+// [Store.Wait] and [Store.Read] report [store.ErrLogReset] for them. The
+// Seqs of one update may then differ between nodes; ids do not.
+//
 // # Durability and ownership
 //
 // Append returns once the Redis primary has run the script; how durable
 // that is depends on the server's persistence (appendonly, appendfsync) and
-// replication. If the keys are deleted or lost while nodes run (a failover
-// to a replica that lagged, FLUSHDB), restart the nodes: Seq then starts
-// again from the counter Redis has.
+// replication.
 //
 // The caller owns the Redis client: it creates it, passes it to [New], and
 // closes it after [Store.Close].

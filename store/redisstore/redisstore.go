@@ -1,10 +1,12 @@
 package redisstore
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -25,6 +27,9 @@ const (
 	DefaultPrefix = "herald"
 	// DefaultMaxLen is the number of updates kept when Config.MaxLen is 0.
 	DefaultMaxLen = 100_000
+	// DefaultMaxBytes bounds the retained updates' size when
+	// Config.MaxBytes is 0: 64 MiB, in Redis's memory.
+	DefaultMaxBytes = 64 << 20
 	// DefaultBlockTime is how long one XREAD of the follower blocks when
 	// Config.BlockTime is 0.
 	DefaultBlockTime = 5 * time.Second
@@ -48,19 +53,27 @@ type Config struct {
 	// trims the oldest, exactly. Zero means DefaultMaxLen (100,000).
 	// Negative is invalid.
 	MaxLen int
+	// MaxBytes bounds the size of the retained updates: appending trims
+	// the oldest while their entries add up to more (an entry counts its
+	// field values plus 64 bytes, at least store.Size of the update). An
+	// update bigger than MaxBytes by itself is refused with
+	// store.ErrInvalid, so the newest update is always kept. Zero means
+	// DefaultMaxBytes (64 MiB). Negative is invalid.
+	MaxBytes int64
 	// MaxAge trims the oldest updates while their Time is older than
 	// MaxAge by the Redis server clock (stopping at the first younger
 	// one), checked when updates are appended. The newest update is always
 	// kept. Zero means no age limit. Negative is invalid.
 	MaxAge time.Duration
 	// BlockTime is how long one XREAD BLOCK of the follower that wakes
-	// Wait lasts before it is issued again: shorter notices a dead
-	// connection sooner, at the cost of a command per BlockTime on an idle
-	// log. Zero means DefaultBlockTime (5s). It must be 0 or at least a
-	// millisecond.
+	// Wait lasts before it is issued again, and so how often an idle
+	// follower checks that the log was not lost (see the package doc):
+	// shorter notices a dead connection or a lost log sooner, at the cost
+	// of a round trip per BlockTime on an idle log. Zero means
+	// DefaultBlockTime (5s). It must be 0 or at least a millisecond.
 	BlockTime time.Duration
-	// Logger receives the follower's errors and recoveries. Nil discards
-	// them.
+	// Logger receives the follower's errors and recoveries, and an ERROR
+	// for every lost log detected. Nil discards them.
 	Logger *slog.Logger
 }
 
@@ -73,9 +86,12 @@ type Store struct {
 	rdb  redis.UniversalClient
 	cfg  Config
 	log  *slog.Logger
-	keys []string // seq, log, ids, trimmed: the keys of appendScript
+	keys []string // seq, log, ids, trimmed, epoch, bytes: the keys of appendScript
 	// Individual keys.
-	logKey, idsKey, trimmedKey, wakeKey string
+	seqKey, logKey, idsKey, trimmedKey, epochKey, wakeKey string
+	// epochSeed and epochN make the fresh epochs that Append offers.
+	epochSeed string
+	epochN    atomic.Uint64
 	// budget is the most entries one Append trims (trimBudget but in
 	// tests).
 	budget int
@@ -84,9 +100,37 @@ type Store struct {
 	cancel context.CancelFunc // stops the follower
 	wg     sync.WaitGroup     // the follower
 
-	// wait holds the highest Seq known to be in the log, advanced by
-	// Append and the follower, and wakes every Wait.
+	// wait holds the highest Seq known to be in the log, advanced by every
+	// call that sees one, and wakes every Wait. Its floor is gen.base.
 	wait seqwait.Waiter
+
+	// gmu guards gen. A reply is turned into Seqs, and wait advanced,
+	// under gmu, so that a reset sees every Seq handed out before it.
+	// Lock order: gmu, then wait's own lock.
+	gmu sync.Mutex
+	gen generation
+
+	// xreadCancel ends the follower's blocked XREAD, so that it follows
+	// a new generation at once. Guarded by gmu.
+	xreadCancel context.CancelFunc
+
+	// Owned by the follower: the newest entry it has seen in generation
+	// anchorGen, which must still be there (or trimmed) while the log is
+	// the same.
+	anchorGen uint64
+	anchorSeq uint64 // a Redis position
+	anchorID  string
+}
+
+// generation is the log a Store believes in. Seq = base + the Redis
+// position (the stream id "0-<n>"). A lost log starts a new generation
+// whose base is the highest Seq handed out before, so Seqs keep
+// increasing and stale positions (up to base) are recognized.
+type generation struct {
+	n     uint64 // counts resets
+	v     uint64 // counts changes of epoch: resets and adoptions
+	epoch string // the log's epoch key, "" while it has none
+	base  uint64
 }
 
 var _ store.Store = (*Store)(nil)
@@ -100,7 +144,7 @@ func New(rdb redis.UniversalClient, cfg Config) (*Store, error) {
 	switch {
 	case rdb == nil:
 		return nil, errors.New("redisstore: new: nil redis client")
-	case cfg.MaxLen < 0 || cfg.MaxAge < 0 || cfg.BlockTime < 0:
+	case cfg.MaxLen < 0 || cfg.MaxAge < 0 || cfg.BlockTime < 0 || cfg.MaxBytes < 0:
 		return nil, fmt.Errorf("redisstore: new: negative field in config %+v", cfg)
 	case cfg.BlockTime > 0 && cfg.BlockTime < time.Millisecond:
 		return nil, fmt.Errorf("redisstore: new: block time %v below 1ms", cfg.BlockTime)
@@ -116,6 +160,9 @@ func New(rdb redis.UniversalClient, cfg Config) (*Store, error) {
 	if cfg.BlockTime == 0 {
 		cfg.BlockTime = DefaultBlockTime
 	}
+	if cfg.MaxBytes == 0 {
+		cfg.MaxBytes = DefaultMaxBytes
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -125,11 +172,14 @@ func New(rdb redis.UniversalClient, cfg Config) (*Store, error) {
 		rdb:        rdb,
 		cfg:        cfg,
 		log:        log,
-		keys:       []string{p + "seq", p + "log", p + "ids", p + "trimmed"},
+		keys:       []string{p + "seq", p + "log", p + "ids", p + "trimmed", p + "epoch", p + "bytes"},
+		seqKey:     p + "seq",
 		logKey:     p + "log",
 		idsKey:     p + "ids",
 		trimmedKey: p + "trimmed",
+		epochKey:   p + "epoch",
 		wakeKey:    p + "wake:" + uuid.NewString(),
+		epochSeed:  uuid.NewString(),
 		budget:     trimBudget,
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -169,17 +219,39 @@ func (s *Store) append(ctx context.Context, u store.Update, explicit bool) (stor
 	if u.Private {
 		private = "1"
 	}
-	args := []any{u.ID, topics, u.Type, u.Data, strconv.FormatInt(int64(u.Retry), 10), private, t,
-		s.cfg.MaxLen, strconv.FormatFloat(s.cfg.MaxAge.Seconds(), 'f', -1, 64), s.budget, "1"}
+	retry := strconv.FormatInt(int64(u.Retry), 10)
+	// The server's TIME is "<10 digits>.<9 digits>" for centuries.
+	if n := entrySize(u.ID, topics, u.Type, u.Data, retry, private, cmp.Or(t, "0000000000.000000000")); n > s.cfg.MaxBytes {
+		return store.Update{}, fmt.Errorf("redisstore: append: update of %d bytes larger than the history's MaxBytes %d: %w",
+			n, s.cfg.MaxBytes, store.ErrInvalid)
+	}
+	args := []any{u.ID, topics, u.Type, u.Data, retry, private, t,
+		s.cfg.MaxLen, strconv.FormatFloat(s.cfg.MaxAge.Seconds(), 'f', -1, 64), s.budget, "1",
+		s.epochSeed + "-" + strconv.FormatUint(s.epochN.Add(1), 10), s.cfg.MaxBytes}
 	if explicit {
 		args[10] = "0"
 	}
 	for {
+		g := s.generation()
 		res, err := appendScript.Run(ctx, s.rdb, s.keys, args...).Result()
 		if err != nil {
+			if sent(err) {
+				return store.Update{}, fmt.Errorf("redisstore: append: %w (%w)", store.ErrOutcomeUnknown, err)
+			}
 			return store.Update{}, fmt.Errorf("redisstore: append: %w", err)
 		}
-		if n, ok := res.(int64); ok && n == 0 {
+		r, ok := res.([]any)
+		if !ok || len(r) != 3 {
+			return store.Update{}, fmt.Errorf("redisstore: append: unexpected script reply %v", res)
+		}
+		seq, ok1 := r[0].(int64)
+		ts, ok2 := r[1].(string)
+		epoch, ok3 := r[2].(string)
+		if !ok1 || !ok2 || !ok3 || seq < 0 {
+			return store.Update{}, fmt.Errorf("redisstore: append: unexpected script reply %v", res)
+		}
+		if seq == 0 {
+			s.resolve(epoch, g, 0)
 			if explicit {
 				return store.Update{}, fmt.Errorf("redisstore: append %q: %w", u.ID, store.ErrDuplicateID)
 			}
@@ -189,23 +261,81 @@ func (s *Store) append(ctx context.Context, u store.Update, explicit bool) (stor
 			args[0] = u.ID
 			continue
 		}
-		r, ok := res.([]any)
-		if !ok || len(r) != 2 {
-			return store.Update{}, fmt.Errorf("redisstore: append: unexpected script reply %v", res)
-		}
-		seq, ok1 := r[0].(int64)
-		ts, ok2 := r[1].(string)
-		if !ok1 || !ok2 || seq <= 0 {
-			return store.Update{}, fmt.Errorf("redisstore: append: unexpected script reply %v", res)
-		}
 		if u.Time, err = parseTime(ts); err != nil {
 			return store.Update{}, fmt.Errorf("redisstore: append: %w", err)
 		}
-		u.Seq = uint64(seq)
+		g2 := s.resolve(epoch, g, uint64(seq))
+		if g2.epoch != epoch {
+			// Appended to a log that another call has since found lost.
+			return store.Update{}, fmt.Errorf("redisstore: append: %w: the log was lost meanwhile", store.ErrOutcomeUnknown)
+		}
+		u.Seq = g2.base + uint64(seq)
 		u.Topics = slices.Clone(u.Topics)
-		s.advance(u.Seq)
 		return u, nil
 	}
+}
+
+// sent reports whether err, from a command that failed, may have come
+// after Redis received the command: anything but a reply from Redis, a
+// refused connection or a pool timeout, which happen before.
+func sent(err error) bool {
+	var rerr redis.Error
+	var operr *net.OpError
+	switch {
+	case errors.As(err, &rerr), errors.Is(err, redis.ErrPoolTimeout), errors.Is(err, redis.ErrClosed),
+		errors.As(err, &operr) && operr.Op == "dial":
+		return false
+	}
+	return true
+}
+
+// generation returns the store's current generation.
+func (s *Store) generation() generation {
+	s.gmu.Lock()
+	defer s.gmu.Unlock()
+	return s.gen
+}
+
+// resolve takes the epoch that a reply of Redis was read under, and the
+// generation the caller took before sending the command. A different epoch
+// means the log was lost: resolve starts a new generation (see reset).
+// Then, if the reply's epoch is the current one, it advances the waiters
+// to the reply's newest Redis position pos (0 for none) in it. It returns
+// the current generation; the reply's positions are Seqs of it when its
+// epoch is the reply's.
+func (s *Store) resolve(epoch string, was generation, pos uint64) generation {
+	s.gmu.Lock()
+	defer s.gmu.Unlock()
+	switch {
+	case epoch == s.gen.epoch:
+	case s.gen.epoch == "":
+		// The first epoch seen, or the first Append on a log found lost
+		// (or written by an older Herald that kept no epoch): the same
+		// positions.
+		s.gen.epoch = epoch
+		s.gen.v++
+	case was.v != s.gen.v && epoch == was.epoch:
+		// A reply from the log that another call has since found lost.
+		return s.gen
+	default:
+		s.resetLocked(epoch, "epoch changed")
+	}
+	if pos > 0 {
+		s.wait.Advance(s.gen.base + pos)
+	}
+	return s.gen
+}
+
+// resetLocked starts a new generation: the log was lost, every Seq handed
+// out so far is stale. s.gmu must be held.
+func (s *Store) resetLocked(epoch, why string) {
+	old := s.gen
+	s.gen = generation{n: old.n + 1, v: old.v + 1, epoch: epoch, base: s.wait.Reset()}
+	if s.xreadCancel != nil {
+		s.xreadCancel()
+	}
+	s.log.Error("redisstore: the log was lost or restarted its positions: positions and ids taken before are stale",
+		"key", s.logKey, "why", why, "old_epoch", old.epoch, "new_epoch", epoch, "last_seq", s.gen.base)
 }
 
 // Lookup returns the Seq of the retained update with the given id, or
@@ -214,18 +344,43 @@ func (s *Store) Lookup(ctx context.Context, id string) (uint64, error) {
 	if s.closed.Load() {
 		return 0, fmt.Errorf("redisstore: lookup: %w", store.ErrClosed)
 	}
-	v, err := s.rdb.HGet(ctx, s.idsKey, id).Result()
+	g := s.generation()
+	pipe := s.rdb.TxPipeline()
+	hget := pipe.HGet(ctx, s.idsKey, id)
+	ep := pipe.Get(ctx, s.epochKey)
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return 0, fmt.Errorf("redisstore: lookup %q: %w", id, err)
+	}
+	epoch, err := optional(ep)
+	if err != nil {
+		return 0, fmt.Errorf("redisstore: lookup %q: %w", id, err)
+	}
+	v, err := hget.Result()
 	if errors.Is(err, redis.Nil) {
+		s.resolve(epoch, g, 0)
 		return 0, fmt.Errorf("redisstore: lookup %q: %w", id, store.ErrNotFound)
 	}
 	if err != nil {
 		return 0, fmt.Errorf("redisstore: lookup %q: %w", id, err)
 	}
-	seq, err := strconv.ParseUint(v, 10, 64)
+	pos, err := strconv.ParseUint(v, 10, 64)
 	if err != nil {
 		return 0, fmt.Errorf("redisstore: lookup %q: %w: seq %q", id, errCorrupt, v)
 	}
-	return seq, nil
+	g2 := s.resolve(epoch, g, pos)
+	if g2.epoch != epoch { // found in a log since lost
+		return 0, fmt.Errorf("redisstore: lookup %q: %w", id, store.ErrNotFound)
+	}
+	return g2.base + pos, nil
+}
+
+// optional returns the value of a GET, "" for a missing key.
+func optional(c *redis.StringCmd) (string, error) {
+	v, err := c.Result()
+	if errors.Is(err, redis.Nil) {
+		return "", nil
+	}
+	return v, err
 }
 
 // Read returns up to limit updates with Seq > after, oldest first, or
@@ -235,15 +390,46 @@ func (s *Store) Read(ctx context.Context, after uint64, limit int) ([]store.Upda
 	if s.closed.Load() {
 		return nil, fmt.Errorf("redisstore: read: %w", store.ErrClosed)
 	}
-	if limit <= 0 || after >= 1<<63-1 { // INCR never goes past MaxInt64
+	g := s.generation()
+	if after != 0 && after <= g.base {
+		return nil, fmt.Errorf("redisstore: read after %d: %w", after, store.ErrLogReset)
+	}
+	pos := after // the Redis position of after
+	if after != 0 {
+		pos -= g.base
+	}
+	if limit <= 0 || pos >= 1<<63-1 { // INCR never goes past MaxInt64
 		return nil, nil
 	}
-	// XRANGE first, then the mark: see the package doc.
-	pipe := s.rdb.Pipeline()
-	rng := pipe.Do(ctx, "xrange", s.logKey, streamID(after+1), "+", "count", limit)
+	// XRANGE first, then the mark: see the package doc. MULTI makes the
+	// epoch that of the entries.
+	pipe := s.rdb.TxPipeline()
+	rng := pipe.Do(ctx, "xrange", s.logKey, streamID(pos+1), "+", "count", limit)
 	mark := pipe.Get(ctx, s.trimmedKey)
+	ep := pipe.Get(ctx, s.epochKey)
+	seqc := pipe.Get(ctx, s.seqKey)
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("redisstore: read after %d: %w", after, err)
+	}
+	epoch, err := optional(ep)
+	if err != nil {
+		return nil, fmt.Errorf("redisstore: read after %d: %w", after, err)
+	}
+	counter, err := optional(seqc)
+	if err != nil {
+		return nil, fmt.Errorf("redisstore: read after %d: %w", after, err)
+	}
+	if after != 0 && after <= s.wait.Last() {
+		// A position handed out, past the log's counter: the log
+		// restarted below it.
+		if n, _ := strconv.ParseUint(counter, 10, 64); n < pos {
+			s.gmu.Lock()
+			if s.gen.n == g.n {
+				s.resetLocked(epoch, "position past the end of the log")
+			}
+			s.gmu.Unlock()
+			return nil, fmt.Errorf("redisstore: read after %d: %w", after, store.ErrLogReset)
+		}
 	}
 	if after != 0 {
 		switch v, err := mark.Result(); {
@@ -255,7 +441,7 @@ func (s *Store) Read(ctx context.Context, after uint64, limit int) ([]store.Upda
 			if err != nil {
 				return nil, fmt.Errorf("redisstore: read after %d: %w: trimmed mark %q", after, errCorrupt, v)
 			}
-			if after < trimmed {
+			if pos < trimmed && (epoch == g.epoch || g.epoch == "") {
 				return nil, fmt.Errorf("redisstore: read after %d: %w", after, store.ErrCursorGone)
 			}
 		}
@@ -264,21 +450,36 @@ func (s *Store) Read(ctx context.Context, after uint64, limit int) ([]store.Upda
 	if err != nil {
 		return nil, fmt.Errorf("redisstore: read after %d: %w", after, err)
 	}
-	if len(entries) == 0 {
-		return nil, nil
-	}
 	out := make([]store.Update, len(entries))
 	for i, e := range entries {
 		if out[i], err = decodeEntry(e); err != nil {
 			return nil, fmt.Errorf("redisstore: read after %d: %w", after, err)
 		}
 	}
+	var newest uint64
+	if len(out) > 0 {
+		newest = out[len(out)-1].Seq
+	}
+	g2 := s.resolve(epoch, g, newest)
+	switch {
+	case g2.n != g.n && after != 0:
+		return nil, fmt.Errorf("redisstore: read after %d: %w", after, store.ErrLogReset)
+	case g2.epoch != epoch:
+		return nil, nil // read from a log since lost
+	}
+	for i := range out {
+		out[i].Seq += g2.base
+	}
+	if len(out) == 0 {
+		return nil, nil
+	}
 	return out, nil
 }
 
 // Wait blocks until an update with Seq > after is in the log, ctx is done
-// or the store is closed. It does not call Redis: the store's follower
-// wakes it.
+// or the store is closed. It returns store.ErrLogReset when the log was
+// found lost since after was taken. It does not call Redis: the store's
+// follower wakes it.
 func (s *Store) Wait(ctx context.Context, after uint64) error {
 	err := s.wait.Wait(ctx, after)
 	if errors.Is(err, store.ErrClosed) {
@@ -293,25 +494,46 @@ func (s *Store) Last(ctx context.Context) (uint64, string, error) {
 	if s.closed.Load() {
 		return 0, "", fmt.Errorf("redisstore: last: %w", store.ErrClosed)
 	}
-	seq, id, err := s.newest(ctx)
-	if err != nil {
-		return 0, "", fmt.Errorf("redisstore: last: %w", err)
+	for {
+		g := s.generation()
+		pipe := s.rdb.TxPipeline()
+		rev := pipe.XRevRangeN(ctx, s.logKey, "+", "-", 1)
+		ep := pipe.Get(ctx, s.epochKey)
+		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+			return 0, "", fmt.Errorf("redisstore: last: %w", err)
+		}
+		epoch, err := optional(ep)
+		if err != nil {
+			return 0, "", fmt.Errorf("redisstore: last: %w", err)
+		}
+		pos, id, err := newest(rev)
+		if err != nil {
+			return 0, "", fmt.Errorf("redisstore: last: %w", err)
+		}
+		g2 := s.resolve(epoch, g, pos)
+		if g2.epoch != epoch {
+			continue // read from a log since lost: read the new one
+		}
+		if pos == 0 {
+			return 0, "", nil
+		}
+		return g2.base + pos, id, nil
 	}
-	return seq, id, nil
 }
 
-// newest returns the Seq and ID of the newest entry of the stream.
-func (s *Store) newest(ctx context.Context) (uint64, string, error) {
-	msgs, err := s.rdb.XRevRangeN(ctx, s.logKey, "+", "-", 1).Result()
+// newest returns the Redis position and the ID of the entry an XREVRANGE
+// COUNT 1 returned, or 0 and "" for none.
+func newest(c *redis.XMessageSliceCmd) (uint64, string, error) {
+	msgs, err := c.Result()
 	if err != nil || len(msgs) == 0 {
 		return 0, "", err
 	}
-	seq, err := parseStreamID(msgs[0].ID)
+	pos, err := parseStreamID(msgs[0].ID)
 	if err != nil {
 		return 0, "", err
 	}
 	id, _ := msgs[0].Values["id"].(string)
-	return seq, id, nil
+	return pos, id, nil
 }
 
 // Close stops the follower, wakes every Wait with store.ErrClosed and makes
@@ -344,10 +566,6 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// advance records that the log holds seq and wakes the waiters if that is
-// news.
-func (s *Store) advance(seq uint64) { s.wait.Advance(seq) }
-
 // follow tails the log until ctx is done: it blocks in XREAD for an entry
 // newer than the newest it knows, then asks for the newest entry (one
 // round trip however many arrived) and wakes the waiters.
@@ -371,28 +589,40 @@ func (s *Store) follow(ctx context.Context) {
 		backoff = min(2*backoff, maxBackoff)
 		return true
 	}
-	synced := false // s.last reflects the stream as of the last XREAD
+	synced := false // s.wait reflects the stream as of the last XREAD
 	for ctx.Err() == nil {
 		if !synced {
-			seq, _, err := s.newest(ctx)
-			if err != nil {
-				if fail("xrevrange", err) {
+			if err := s.sync(ctx); err != nil {
+				if fail("sync", err) {
 					continue
 				}
 				return
 			}
-			s.advance(seq)
 			synced = true
 		}
-		cursor := s.wait.Last()
-		res, err := s.rdb.XRead(ctx, &redis.XReadArgs{
+		s.gmu.Lock()
+		cursor := s.wait.Last() - s.gen.base // the Redis position of the newest known
+		rctx, rcancel := context.WithCancel(ctx)
+		s.xreadCancel = rcancel
+		s.gmu.Unlock()
+		res, err := s.rdb.XRead(rctx, &redis.XReadArgs{
 			Streams: []string{s.logKey, s.wakeKey, streamID(cursor), "0-0"},
 			Count:   1,
 			Block:   s.cfg.BlockTime,
 		}).Result()
+		s.gmu.Lock()
+		s.xreadCancel = nil
+		s.gmu.Unlock()
+		reset := rctx.Err() != nil && ctx.Err() == nil
+		rcancel()
 		switch {
-		case errors.Is(err, redis.Nil): // timed out
+		case reset: // a new generation: follow it
+			synced = false
+			continue
+		case errors.Is(err, redis.Nil): // timed out: check the log is still there
+			synced = false
 		case err != nil:
+			synced = false
 			if !fail("xread", err) {
 				return
 			}
@@ -411,4 +641,68 @@ func (s *Store) follow(ctx context.Context) {
 			backoff = minBackoff
 		}
 	}
+}
+
+// sync reads the newest entry and wakes the waiters up to it, after
+// checking that the log is the one the store follows: the same epoch, and
+// the entry the follower saw newest last time still there with the same
+// id (or trimmed), with the counter not below it. Anything else means the
+// log was lost or went back (a failover to a replica that lagged, a restore
+// of an old snapshot), and sync starts a new generation.
+func (s *Store) sync(ctx context.Context) error {
+	g := s.generation()
+	pipe := s.rdb.TxPipeline()
+	rev := pipe.XRevRangeN(ctx, s.logKey, "+", "-", 1)
+	ep := pipe.Get(ctx, s.epochKey)
+	seqc := pipe.Get(ctx, s.seqKey)
+	mark := pipe.Get(ctx, s.trimmedKey)
+	anchor := pipe.XRangeN(ctx, s.logKey, streamID(max(s.anchorSeq, 1)), streamID(max(s.anchorSeq, 1)), 1)
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return err
+	}
+	epoch, err := optional(ep)
+	if err != nil {
+		return err
+	}
+	counter, err := optional(seqc)
+	if err != nil {
+		return err
+	}
+	trimmedv, err := optional(mark)
+	if err != nil {
+		return err
+	}
+	pos, id, err := newest(rev)
+	if err != nil {
+		return err
+	}
+	if s.anchorSeq > 0 && s.anchorGen == g.n && (epoch == g.epoch || g.epoch == "") {
+		n, _ := strconv.ParseUint(counter, 10, 64)
+		trimmed, _ := strconv.ParseUint(trimmedv, 10, 64)
+		msgs, err := anchor.Result()
+		if err != nil {
+			return err
+		}
+		var why string
+		switch {
+		case n < s.anchorSeq:
+			why = "the position counter went back"
+		case len(msgs) == 0 && trimmed < s.anchorSeq:
+			why = "an entry vanished without being trimmed"
+		case len(msgs) > 0 && msgs[0].Values["id"] != s.anchorID:
+			why = "an entry changed its id"
+		}
+		if why != "" {
+			s.gmu.Lock()
+			if s.gen.n == g.n {
+				s.resetLocked(epoch, why)
+			}
+			s.gmu.Unlock()
+		}
+	}
+	g2 := s.resolve(epoch, g, pos)
+	if g2.epoch == epoch {
+		s.anchorGen, s.anchorSeq, s.anchorID = g2.n, pos, id
+	}
+	return nil
 }

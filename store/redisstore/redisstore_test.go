@@ -137,16 +137,16 @@ func seqs(us []store.Update) []uint64 {
 
 func TestConformance(t *testing.T) {
 	rdb := newClient(t)
-	storetest.Run(t, func(t *testing.T, maxLen int) store.Store {
-		return open(t, rdb, redisstore.Config{Prefix: newPrefix(t, rdb), MaxLen: maxLen})
+	storetest.Run(t, func(t *testing.T, lim storetest.Limits) store.Store {
+		return open(t, rdb, redisstore.Config{Prefix: newPrefix(t, rdb), MaxLen: lim.MaxLen, MaxBytes: lim.MaxBytes})
 	})
 }
 
 func TestConformanceShortBlock(t *testing.T) {
 	// A follower whose XREAD times out all the time must not miss appends.
 	rdb := newClient(t)
-	storetest.Run(t, func(t *testing.T, maxLen int) store.Store {
-		return open(t, rdb, redisstore.Config{Prefix: newPrefix(t, rdb), MaxLen: maxLen, BlockTime: time.Millisecond})
+	storetest.Run(t, func(t *testing.T, lim storetest.Limits) store.Store {
+		return open(t, rdb, redisstore.Config{Prefix: newPrefix(t, rdb), MaxLen: lim.MaxLen, MaxBytes: lim.MaxBytes, BlockTime: time.Millisecond})
 	})
 }
 

@@ -4,16 +4,16 @@
 // Every store package runs the same suite from its own tests:
 //
 //	func TestConformance(t *testing.T) {
-//		storetest.Run(t, func(t *testing.T, maxLen int) store.Store {
-//			return memstore.New(memstore.Config{MaxLen: maxLen})
+//		storetest.Run(t, func(t *testing.T, lim storetest.Limits) store.Store {
+//			return memstore.New(memstore.Config{MaxLen: lim.MaxLen, MaxBytes: lim.MaxBytes})
 //		})
 //	}
 //
 // The suite checks the whole contract of package store: sequence numbers,
 // id assignment and duplicates, validation, Lookup, Read and its cursor
-// errors after trimming, Wait, Last, Close and concurrent use. Stores that
-// talk to a server (Redis, NATS) skip the run in their own test when no
-// server address is configured.
+// errors after trimming by count and by bytes, Wait, Last, Close and
+// concurrent use. Stores that talk to a server (Redis, NATS) skip the run
+// in their own test when no server address is configured.
 package storetest
 
 import (
@@ -29,13 +29,25 @@ import (
 	"github.com/herald-sse/herald/store"
 )
 
-// Factory opens a new, empty store for one subtest. The store must trim its
-// history by count, keeping only the newest maxLen updates once more than
-// maxLen have been appended; retention by age, if any, must not trim updates
-// younger than a minute. Factory puts any files under t.TempDir and may
-// register its own cleanup; the suite also closes the store when the
-// subtest ends (Close is idempotent).
-type Factory func(t *testing.T, maxLen int) store.Store
+// Limits are the bounds of the history a Factory opens a store with.
+type Limits struct {
+	// MaxLen is the number of newest updates kept once more than MaxLen
+	// have been appended.
+	MaxLen int
+	// MaxBytes bounds the size of the retained updates: the store trims
+	// the oldest so that the store.Size of the retained updates add up to
+	// at most MaxBytes, and refuses an update too big to be retained at
+	// all with store.ErrInvalid. Zero means the store's default, which
+	// the suite's other updates do not reach.
+	MaxBytes int64
+}
+
+// Factory opens a new, empty store for one subtest with the given limits;
+// retention by age, if any, must not trim updates younger than a minute.
+// Factory puts any files under t.TempDir and may register its own cleanup;
+// the suite also closes the store when the subtest ends (Close is
+// idempotent).
+type Factory func(t *testing.T, lim Limits) store.Store
 
 // bigLen is the retention used by subtests that do not test trimming.
 const bigLen = 100_000
@@ -63,6 +75,7 @@ func Run(t *testing.T, open Factory) {
 		{"ReadPaginates", testReadPaginates},
 		{"Last", testLast},
 		{"TrimByCount", testTrimByCount},
+		{"TrimByBytes", testTrimByBytes},
 		{"WaitReturnsAtOnce", testWaitReturnsAtOnce},
 		{"WaitWakesOnAppend", testWaitWakesOnAppend},
 		{"WaitContext", testWaitContext},
@@ -78,7 +91,7 @@ func Run(t *testing.T, open Factory) {
 // openStore opens a store with open and closes it when t ends.
 func openStore(t *testing.T, open Factory, maxLen int) store.Store {
 	t.Helper()
-	s := open(t, maxLen)
+	s := open(t, Limits{MaxLen: maxLen})
 	if s == nil {
 		t.Fatalf("Factory(%d) = nil", maxLen)
 	}
@@ -437,6 +450,50 @@ func testTrimByCount(t *testing.T, open Factory) {
 	checkSame(t, "Read(0, 100) after more appends", mustRead(t, s, 0, 100), want)
 	if got, err := s.Read(t.Context(), kept[0].Seq, 100); !errors.Is(err, store.ErrCursorGone) {
 		t.Fatalf("Read(%d, 100) from a trimmed position = %v, %v, want %v", kept[0].Seq, seqs(got), err, store.ErrCursorGone)
+	}
+}
+
+func testTrimByBytes(t *testing.T, open Factory) {
+	const maxBytes = 20 << 10
+	s := open(t, Limits{MaxLen: bigLen, MaxBytes: maxBytes})
+	if s == nil {
+		t.Fatalf("Factory(MaxBytes %d) = nil", maxBytes)
+	}
+	t.Cleanup(func() { s.Close() })
+	var us []store.Update
+	for i := range 60 {
+		us = append(us, mustAppend(t, s, update("https://example.com/t", fmt.Sprintf("%04d%s", i, strings.Repeat("x", 996)))))
+	}
+	got := mustRead(t, s, 0, 100)
+	if len(got) == 0 || got[len(got)-1].Seq != us[len(us)-1].Seq {
+		t.Fatalf("Read(0, 100) after 60 appends of 1 KB with MaxBytes %d = %v, want the newest (%d) last", maxBytes, seqs(got), us[len(us)-1].Seq)
+	}
+	var total int64
+	for _, u := range got {
+		total += store.Size(u)
+	}
+	size := store.Size(us[0])
+	// Each store counts its own overhead per update, at most 512 bytes.
+	if total > maxBytes || len(got) < int(maxBytes/(size+512)) {
+		t.Fatalf("Read(0, 100) = %d updates of %d bytes (%d in all) with MaxBytes %d, want at most %d bytes and at least %d updates",
+			len(got), size, total, maxBytes, maxBytes, maxBytes/(size+512))
+	}
+	checkSame(t, "Read(0, 100)", got, us[len(us)-len(got):])
+	trimmed := us[len(us)-len(got)-1]
+	if _, err := s.Lookup(t.Context(), trimmed.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Lookup(%q) of an update trimmed by size = %v, want %v", trimmed.ID, err, store.ErrNotFound)
+	}
+	if _, err := s.Read(t.Context(), us[0].Seq, 10); !errors.Is(err, store.ErrCursorGone) {
+		t.Fatalf("Read(%d, 10) from a position trimmed by size = %v, want %v", us[0].Seq, err, store.ErrCursorGone)
+	}
+	// An update that could not be retained is refused, and the newest
+	// stays.
+	big := update("https://example.com/t", strings.Repeat("y", maxBytes))
+	if _, err := s.Append(t.Context(), big); !errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("Append(%d bytes) with MaxBytes %d = %v, want %v", store.Size(big), maxBytes, err, store.ErrInvalid)
+	}
+	if seq, _, err := s.Last(t.Context()); err != nil || seq != us[len(us)-1].Seq {
+		t.Fatalf("Last() after a refused big update = %d, %v, want %d", seq, err, us[len(us)-1].Seq)
 	}
 }
 
