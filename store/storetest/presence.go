@@ -197,28 +197,36 @@ func testPresenceExpiry(t *testing.T, ps []store.Presence) {
 		t.Fatalf("b.Add: %v", err)
 	}
 	wantChange(t, wb, "kb", "kb", true)
-	// a stops renewing; b renews until a's entries have expired.
-	deadline := time.Now().Add(10 * a.TTL())
-	for len(list(t, b)) != 1 {
+	// a stops renewing, as if it crashed; b renews until it has removed
+	// a's entries, which its watcher sees end.
+	var ended []string
+	deadline := time.Now().Add(20 * a.TTL())
+	for len(ended) < 2 {
 		if time.Now().After(deadline) {
-			t.Fatalf("List() after %v without renewal = %q, want only kb", 10*a.TTL(), list(t, b))
+			t.Fatalf("after %v without renewal, the end of %q only was announced, want k1 and k2", 20*a.TTL(), ended)
 		}
 		if err := b.Renew(ctx); err != nil {
 			t.Fatalf("b.Renew: %v", err)
 		}
-		time.Sleep(a.TTL() / 10)
-	}
-	var ended []string
-	for range 2 {
-		c := next(t, wb)
-		if c.Active {
+		wctx, cancel := context.WithTimeout(ctx, a.TTL()/5)
+		c, err := wb.Next(wctx)
+		cancel()
+		switch {
+		case errors.Is(err, context.DeadlineExceeded):
+		case err != nil:
+			t.Fatalf("Next: %v", err)
+		case c.Active:
 			t.Fatalf("Next() after expiry = %+v, want inactive", c)
+		default:
+			ended = append(ended, c.Key+"="+string(c.Data))
 		}
-		ended = append(ended, c.Key+"="+string(c.Data))
 	}
 	slices.Sort(ended)
 	if !slices.Equal(ended, []string{"k1=k1", "k2=k2"}) {
 		t.Errorf("expiry announced the end of %q, want k1 and k2", ended)
+	}
+	if got, want := list(t, b), []string{"kb=kb"}; !slices.Equal(got, want) {
+		t.Errorf("b.List() = %q, want %q", got, want)
 	}
 	if got, want := list(t, a), []string{"kb=kb"}; !slices.Equal(got, want) {
 		t.Errorf("a.List() = %q, want %q", got, want)
