@@ -55,6 +55,7 @@ type serveConfig struct {
 	natsSubject     string
 	natsReplicas    int
 	subscriptions   bool
+	presenceTTL     time.Duration
 }
 
 func (c *serveConfig) flags(fs *flag.FlagSet) {
@@ -87,6 +88,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.noDashboard, "no-dashboard", false, "do not serve the dashboard at / and its stats stream at /dashboard/stats")
 	fs.BoolVar(&c.ioUring, "io-uring", true, "batch parked streams' writes with io_uring (falls back to sendmsg where the kernel refuses it)")
 	fs.BoolVar(&c.subscriptions, "subscriptions", false, "publish Mercure subscription events and serve the subscriptions API at /.well-known/mercure/subscriptions")
+	fs.DurationVar(&c.presenceTTL, "presence-ttl", 30*time.Second, "with --subscriptions on --store redis or nats: a crashed hub's subscriptions end (active:false) this long after its last renewal")
 	fs.StringVar(&c.debugAddr, "debug-addr", "", "if set, serve Go's /debug/pprof profiles on this separate address (keep it private, e.g. 127.0.0.1:6060)")
 }
 
@@ -170,6 +172,12 @@ func serve(ctx context.Context, c serveConfig, logger *slog.Logger, stdout io.Wr
 	if err != nil {
 		return err
 	}
+	presence, closePresence, err := openPresence(c)
+	if err != nil {
+		_ = b.Shutdown(context.Background())
+		return err
+	}
+	defer closePresence() // after h.Close, which removes this hub's entries
 	h, err = hub.New(b, hub.Config{
 		PublisherKey:           pubKey,
 		SubscriberKey:          subKey,
@@ -180,6 +188,7 @@ func serve(ctx context.Context, c serveConfig, logger *slog.Logger, stdout io.Wr
 		CORSOrigins:            c.corsOrigins,
 		Logger:                 logger,
 		Subscriptions:          c.subscriptions,
+		Presence:               presence,
 	})
 	if err != nil {
 		_ = b.Shutdown(context.Background())
