@@ -28,8 +28,9 @@ const presenceTimeout = 5 * time.Second
 // Starts and ends are queued by OnSubscription without waiting (the broker
 // calls it from stream goroutines that must not block) in a bounded queue;
 // the run goroutine applies them in order to the registry. If the queue
-// overflowed, run reconciles the registry with the broker's list of open
-// streams. The watch goroutine publishes the registry's changes.
+// overflowed, run discards it and reconciles the registry with the
+// broker's list of open streams. The watch goroutine publishes the
+// registry's changes.
 type presenceFeed struct {
 	h      *Hub
 	reg    store.Presence
@@ -41,9 +42,10 @@ type presenceFeed struct {
 	drops  atomic.Uint64 // starts and ends dropped since the last reconciliation
 	first  store.PresenceWatcher
 
-	mu     sync.Mutex
-	queue  []broker.Presence
-	closed bool
+	mu       sync.Mutex
+	queue    []broker.Presence
+	overflow bool // the queue overflowed: discard it and reconcile
+	closed   bool
 
 	// Owned by run.
 	streams map[*string]broker.Presence // open streams, by &Topics[0]
@@ -85,13 +87,16 @@ func (f *presenceFeed) push(p broker.Presence) {
 		f.mu.Unlock()
 		return
 	}
-	if len(f.queue) >= MaxPendingPresence {
-		f.mu.Unlock()
-		f.drops.Add(1)
-		return
+	full := len(f.queue) >= MaxPendingPresence
+	if full {
+		f.overflow = true
+	} else {
+		f.queue = append(f.queue, p)
 	}
-	f.queue = append(f.queue, p)
 	f.mu.Unlock()
+	if full {
+		f.drops.Add(1)
+	}
 	select {
 	case f.notify <- struct{}{}:
 	default:
@@ -122,7 +127,19 @@ func (f *presenceFeed) run() {
 		}
 		f.mu.Lock()
 		batch, f.queue = f.queue, batch[:0]
+		overflow := f.overflow
+		f.overflow = false
 		f.mu.Unlock()
+		if overflow {
+			// Some starts or ends were dropped: the queue no longer tells
+			// what is open, the broker does. Every start or end pushed
+			// after this point is applied after the reconciliation, and
+			// applying it again is harmless.
+			clear(batch)
+			f.h.log.Warn("hub: too many subscriptions started or ended at once; reconciling the subscriptions list with the open streams", "dropped", f.drops.Swap(0))
+			f.reconcile()
+			continue
+		}
 		for _, p := range batch {
 			if f.ctx.Err() != nil {
 				return
@@ -130,10 +147,6 @@ func (f *presenceFeed) run() {
 			f.apply(p)
 		}
 		clear(batch)
-		if n := f.drops.Swap(0); n > 0 {
-			f.h.log.Warn("hub: too many subscriptions started or ended at once; reconciling the subscriptions list", "dropped", n)
-			f.reconcile()
-		}
 	}
 }
 

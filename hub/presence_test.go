@@ -3,14 +3,19 @@ package hub_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/herald-sse/herald/broker"
 	"github.com/herald-sse/herald/hub"
+	"github.com/herald-sse/herald/store"
 	"github.com/herald-sse/herald/store/memstore"
 )
 
@@ -146,4 +151,142 @@ func TestSameSubscriberTwice(t *testing.T) {
 	if d := next(); d != (doc{"bob", false}) {
 		t.Fatalf("event = %+v, want bob's end", d)
 	}
+}
+
+// fakeRegistry is an in-process registry whose first Add can be held, and
+// whose Renew can report that the hub's entries expired.
+type fakeRegistry struct {
+	*memstore.Presence
+	ttl     time.Duration
+	hold    chan struct{} // closed to release the first Add; nil: no hold
+	held    chan struct{} // closed when the first Add is being held
+	once    sync.Once
+	expired atomic.Bool // the next Renew drops every entry and reports it
+	adds    atomic.Int64
+}
+
+func (f *fakeRegistry) Add(ctx context.Context, key string, data []byte) error {
+	if f.hold != nil {
+		f.once.Do(func() {
+			close(f.held)
+			<-f.hold
+		})
+	}
+	defer f.adds.Add(1)
+	return f.Presence.Add(ctx, key, data)
+}
+
+func (f *fakeRegistry) Renew(ctx context.Context) error {
+	if f.expired.CompareAndSwap(true, false) {
+		if err := f.Presence.Leave(ctx); err != nil {
+			return err
+		}
+		return store.ErrPresenceLost
+	}
+	return f.Presence.Renew(ctx)
+}
+
+func (f *fakeRegistry) TTL() time.Duration { return f.ttl }
+
+// newRegistryServer is newChurnServer with the hub's registry reg.
+func newRegistryServer(t *testing.T, reg store.Presence) *server {
+	t.Helper()
+	cfg := defaultConfig()
+	cfg.Subscriptions = true
+	cfg.Presence = reg
+	st := memstore.New(memstore.Config{})
+	var h *hub.Hub
+	b, err := broker.New(st, broker.Config{OnSubscription: func(p broker.Presence) { h.OnSubscription(p) }})
+	if err != nil {
+		t.Fatalf("broker.New: %v", err)
+	}
+	h, err = hub.New(b, cfg)
+	if err != nil {
+		t.Fatalf("hub.New: %v", err)
+	}
+	srv := httptest.NewServer(h)
+	tr := &http.Transport{}
+	s := &server{env: &env{hub: h, b: b, st: st}, srv: srv, client: &http.Client{Transport: tr, Timeout: 10 * time.Second}}
+	t.Cleanup(func() {
+		h.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := b.Shutdown(ctx); err != nil {
+			t.Errorf("broker Shutdown: %v", err)
+		}
+		srv.Close()
+		tr.CloseIdleConnections()
+		st.Close()
+		reg.Close()
+	})
+	return s
+}
+
+// listedSubscribers returns the subscribers GET SubscriptionsPath lists.
+func (s *server) listedSubscribers(t *testing.T) []string {
+	t.Helper()
+	_, body := s.get(t, hub.SubscriptionsPath, signSubscriber(t, "lister", nil, hub.SubscriptionsPath))
+	var c collectionDoc
+	if err := json.Unmarshal([]byte(body), &c); err != nil {
+		t.Fatalf("GET %s = %s: %v", hub.SubscriptionsPath, body, err)
+	}
+	var subs []string
+	for _, d := range c.Subscriptions {
+		subs = append(subs, d.Subscriber)
+	}
+	slices.Sort(subs)
+	return subs
+}
+
+// waitSubscribers waits until the list names exactly want, failing after
+// a generous deadline.
+func (s *server) waitSubscribers(t *testing.T, want ...string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for got := s.listedSubscribers(t); !slices.Equal(got, want); got = s.listedSubscribers(t) {
+		if time.Now().After(deadline) {
+			if len(got) > 10 {
+				got = append(got[:10], fmt.Sprintf("... (%d in all)", len(got)))
+			}
+			t.Fatalf("list = %q after 10s, want %q", got, want)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// TestPresenceLostReadded checks that when the registry reports that this
+// hub's entries expired (it could not renew them in time), the hub adds
+// its open subscriptions again.
+func TestPresenceLostReadded(t *testing.T) {
+	reg := &fakeRegistry{Presence: memstore.NewPresence(), ttl: 30 * time.Millisecond}
+	s := newRegistryServer(t, reg)
+	s.subscribe(t, "topic=x", bearer(signSubscriber(t, "alice", nil)))
+	s.waitSubscribers(t, "alice")
+	reg.expired.Store(true) // the next Renew drops the entries
+	deadline := time.Now().Add(10 * time.Second)
+	for reg.adds.Load() < 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("alice's subscription not added again 10s after the registry lost it")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if got := s.listedSubscribers(t); !slices.Equal(got, []string{"alice"}) {
+		t.Errorf("list after the entries were added again = %q, want [alice]", got)
+	}
+}
+
+// TestPresenceOverflowReconciled checks that starts and ends dropped
+// because the hub's queue was full are made up for: the list is
+// reconciled with the broker's open streams.
+func TestPresenceOverflowReconciled(t *testing.T) {
+	reg := &fakeRegistry{Presence: memstore.NewPresence(), ttl: time.Hour, hold: make(chan struct{}), held: make(chan struct{})}
+	s := newRegistryServer(t, reg)
+	s.subscribe(t, "topic=x", bearer(signSubscriber(t, "first", nil)))
+	<-reg.held // the hub's goroutine is stuck adding "first"
+	for i := range hub.MaxPendingPresence {
+		s.hub.OnSubscription(broker.Presence{Subscriber: fmt.Sprint("ghost", i), Topics: []string{"x"}, Active: true})
+	}
+	s.subscribe(t, "topic=x", bearer(signSubscriber(t, "late", nil))) // its start is dropped
+	close(reg.hold)
+	s.waitSubscribers(t, "first", "late")
 }
