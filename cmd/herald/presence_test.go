@@ -181,3 +181,12 @@ func presenceGet(t *testing.T, ctx context.Context, c *http.Client, u, tok strin
 	}
 	return resp
 }
+
+func TestPresenceTTLFlag(t *testing.T) {
+	for _, ttl := range []string{"-1s", "10ms"} {
+		res := runCmd(t, "serve", "--store", "memory", "--addr", "127.0.0.1:0", "--subscriptions", "--presence-ttl", ttl)
+		if want := "--presence-ttl must be at least 100ms"; res.code != 2 || !strings.Contains(res.stderr, want) {
+			t.Errorf("herald serve --presence-ttl %s = exit %d, stderr %q; want exit 2, stderr containing %q", ttl, res.code, res.stderr, want)
+		}
+	}
+}
