@@ -9,6 +9,12 @@ import (
 // classic Mercure protocol.
 const CookieName = "mercureAuthorization"
 
+// AccessTokenCookieNames are the cookie names of Mercure 1.0, looked for
+// before [CookieName]: the name the 1.0 draft recommends, then the name of
+// earlier 1.0 drafts (whose __Secure- prefix makes browsers accept it only
+// from HTTPS with the Secure attribute).
+var AccessTokenCookieNames = [...]string{"mercureAccessToken", "__Secure-mercure_access_token"}
+
 // Source tells where a request's token came from. The zero value,
 // [SourceNone], means the request carries no token.
 type Source int
@@ -23,7 +29,8 @@ const (
 	// SourceQuery is the "authorization" (classic Mercure) or
 	// "access_token" (RFC 6750, newer Mercure drafts) query parameter.
 	SourceQuery
-	// SourceCookie is the [CookieName] cookie.
+	// SourceCookie is one of the [AccessTokenCookieNames] or [CookieName]
+	// cookies.
 	SourceCookie
 )
 
@@ -47,7 +54,8 @@ func (s Source) String() string {
 //
 //  1. the Authorization header: "Bearer <token>" (scheme case-insensitive);
 //  2. the "authorization" query parameter, then "access_token";
-//  3. the [CookieName] cookie.
+//  3. a cookie: the first of [AccessTokenCookieNames] present, else
+//     [CookieName].
 //
 // A mechanism that is present hides the later ones even if its token is
 // unusable: an Authorization header with another scheme, or several
@@ -71,6 +79,11 @@ func TokenFromRequest(r *http.Request) (string, Source) {
 			if q.Has(name) {
 				return q.Get(name), SourceQuery
 			}
+		}
+	}
+	for _, name := range AccessTokenCookieNames {
+		if c, err := r.Cookie(name); err == nil {
+			return c.Value, SourceCookie
 		}
 	}
 	if c, err := r.Cookie(CookieName); err == nil {

@@ -43,6 +43,9 @@ var ErrLogReset = errors.New("broker: the log was reset")
 // reading: its socket refused bytes for Config.WriteTimeout.
 var ErrWriteTimeout = errors.New("broker: write timed out: the client stopped reading")
 
+// ErrExpired is the reason a stream is ended at its Subscription.Until.
+var ErrExpired = errors.New("broker: subscription expired")
+
 // ErrNotReady is returned by Subscribe while the broker does not yet know
 // the log's position (the store was unreachable when the broker started and
 // still is). Subscribe answers 503 with Retry-After.
@@ -163,6 +166,11 @@ type Subscription struct {
 	// it from the token's payload), reported as is in [Presence] events. The
 	// broker does not interpret it; nil means none.
 	Payload any
+	// Until, if not zero, ends the stream at that time with ErrExpired: the
+	// Mercure hub sets it to the subscriber token's expiry, so a stream
+	// never outlives the right to receive it. The client reconnects, with a
+	// fresh token, and resumes from its Last-Event-ID.
+	Until time.Time
 }
 
 // Presence describes a stream that started or ended: see
@@ -224,6 +232,7 @@ type Broker struct {
 	retry     []byte
 
 	cache *replayCache
+	arena arena       // the tail's
 	ready atomic.Bool // the tail knows the log's position and its last read succeeded
 
 	// Parked streams that ended, for the reaper to unregister.
@@ -481,7 +490,7 @@ func (b *Broker) encode(u *store.Update) []byte {
 // update goes into the replay cache first, so that a stream registered with
 // this update as its seam finds it there.
 func (b *Broker) dispatch(u *store.Update) {
-	e := b.newEncoded(u)
+	e := encoded{seq: u.Seq, topics: u.Topics, private: u.Private, buf: b.arena.encode(b, u)}
 	b.cache.add(e)
 	buf := e.buf
 	b.mu.RLock()
@@ -570,6 +579,9 @@ func (b *Broker) unregister(s *subscriber) {
 	}
 	delete(b.slots[s.slot], s)
 	b.nsubs--
+	if s.expiry != nil {
+		s.expiry.Stop()
+	}
 	for _, t := range s.topics.exact {
 		set := b.exact[t]
 		set.remove(s)

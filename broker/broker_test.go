@@ -47,6 +47,12 @@ type env struct {
 func newEnv(t *testing.T, cfg broker.Config) *env {
 	t.Helper()
 	st := memstore.New(memstore.Config{MaxLen: 1000})
+	return newEnvOn(t, cfg, st, st)
+}
+
+// newEnvOn serves a broker over st, a store wrapping (or being) mem.
+func newEnvOn(t *testing.T, cfg broker.Config, st store.Store, mem *memstore.Store) *env {
+	t.Helper()
 	b, err := broker.New(st, cfg)
 	if err != nil {
 		t.Fatalf("broker.New: %v", err)
@@ -59,9 +65,9 @@ func newEnv(t *testing.T, cfg broker.Config) *env {
 			t.Errorf("Shutdown: %v", err)
 		}
 		srv.Close()
-		st.Close()
+		mem.Close()
 	})
-	return &env{t, st, b, srv}
+	return &env{t, mem, b, srv}
 }
 
 func (e *env) publish(topic, data string, private bool) store.Update {

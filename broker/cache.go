@@ -4,6 +4,7 @@ import (
 	"sort"
 	"sync"
 
+	"github.com/herald-sse/herald/sse"
 	"github.com/herald-sse/herald/store"
 )
 
@@ -16,8 +17,8 @@ type encoded struct {
 	buf     []byte // nil: the update could not be encoded and is skipped
 }
 
-// encodedOverhead approximates an entry's heap beside its bytes (the struct,
-// its pointer in the ring), for the cache's byte bound.
+// encodedOverhead approximates an entry's memory beside its bytes (its slot
+// in the ring), for the cache's byte bound.
 const encodedOverhead = 64
 
 // replayCache keeps the most recent updates of the log, encoded, so that
@@ -32,7 +33,7 @@ const encodedOverhead = 64
 // the store instead. Its mutex is a leaf: no other lock is taken under it.
 type replayCache struct {
 	mu       sync.RWMutex
-	ents     []*encoded // ents[start:] are the entries, oldest first
+	ents     []encoded // ents[start:] are the entries, oldest first (values: no allocation per update)
 	start    int
 	base     uint64
 	bytes    int
@@ -45,7 +46,7 @@ func newReplayCache(maxBytes int, base uint64) *replayCache {
 
 // add appends e, the update after the newest entry (or after base), and
 // evicts the oldest entries beyond the byte bound.
-func (c *replayCache) add(e *encoded) {
+func (c *replayCache) add(e encoded) {
 	if c.maxBytes <= 0 {
 		return
 	}
@@ -56,7 +57,7 @@ func (c *replayCache) add(e *encoded) {
 	c.bytes += size
 	for c.bytes > c.maxBytes && c.start < len(c.ents) {
 		old := c.ents[c.start]
-		c.ents[c.start] = nil
+		c.ents[c.start] = encoded{}
 		c.start++
 		c.bytes -= len(old.buf) + encodedOverhead
 		c.base = old.seq
@@ -81,7 +82,7 @@ func (c *replayCache) reset(base uint64) {
 // first. It reports false, with dst unchanged, when the cache does not hold
 // the update after after (older than base, or newer than the cache), and the
 // caller reads the store instead.
-func (c *replayCache) read(after, until uint64, limit int, dst []*encoded) ([]*encoded, bool) {
+func (c *replayCache) read(after, until uint64, limit int, dst []encoded) ([]encoded, bool) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	if after < c.base {
@@ -109,9 +110,42 @@ func (c *replayCache) entries() int {
 	return len(c.ents) - c.start
 }
 
+// arenaChunk is the size of the blocks the tail encodes updates into.
+const arenaChunk = 64 << 10
+
+// arena packs the tail's encoded updates into shared 64 KiB blocks: one
+// allocation per block instead of one per update, and far fewer objects
+// for the garbage collector to mark while the replay cache keeps them. A
+// block stays alive while any update in it is cached or queued. Only the
+// tail goroutine uses it.
+type arena struct {
+	scratch []byte // encoding buffer, reused
+	block   []byte
+}
+
+// encode returns u's wire bytes in the arena, or nil when u cannot be
+// encoded. Updates larger than a quarter block get their own allocation.
+func (a *arena) encode(b *Broker, u *store.Update) []byte {
+	buf, err := sse.AppendEvent(a.scratch[:0], sse.Event{ID: u.ID, Type: u.Type, Data: u.Data, Retry: u.Retry})
+	if err != nil {
+		b.log.Error("broker: skip update that cannot be encoded", "id", u.ID, "err", err)
+		return nil
+	}
+	if len(buf) > arenaChunk/4 {
+		return buf // the scratch grew for it: keep it as the update's own
+	}
+	a.scratch = buf
+	if cap(a.block)-len(a.block) < len(buf) {
+		a.block = make([]byte, 0, arenaChunk)
+	}
+	n := len(a.block)
+	a.block = append(a.block, buf...)
+	return a.block[n:len(a.block):len(a.block)]
+}
+
 // newEncoded encodes u for the wire. An update that cannot be encoded
 // (validated on Append, so only a foreign writer could store one) is logged
 // and kept with nil bytes, so that the cache stays contiguous.
-func (b *Broker) newEncoded(u *store.Update) *encoded {
-	return &encoded{seq: u.Seq, topics: u.Topics, private: u.Private, buf: b.encode(u)}
+func (b *Broker) newEncoded(u *store.Update) encoded {
+	return encoded{seq: u.Seq, topics: u.Topics, private: u.Private, buf: b.encode(u)}
 }

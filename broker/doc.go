@@ -26,6 +26,20 @@
 // before the replay is read, and live updates at or before the replayed
 // range are skipped. If the log no longer holds the id, the response header
 // Last-Event-ID is "earliest" and the whole retained history is replayed.
+// Replays inside the recent window ([Config.ReplayCache]) write the bytes the
+// fan-out already encoded; older ones read the store.
+//
+// # The delivery guarantee
+//
+// A subscriber gets every update after its position exactly once, in log
+// order, or it is told that it may have missed some. When updates a running
+// stream is owed are trimmed before they reach it (the broker's tail or a
+// replay fell behind the retained history) the stream is ended with
+// [ErrHistoryGap]; when the store reports that its log was reset every
+// stream is ended with [ErrLogReset]. Either way the client reconnects with
+// its Last-Event-ID and is replayed exactly, or answered "earliest". A
+// client that stops reading is cut after [Config.WriteTimeout]
+// ([ErrWriteTimeout]). [Stats] counts each.
 //
 // # Slow subscribers
 //

@@ -89,21 +89,7 @@ func newGateEnv(t *testing.T, cfg broker.Config, maxLen int) (*env, *gateStore) 
 	t.Helper()
 	mem := memstore.New(memstore.Config{MaxLen: maxLen})
 	g := &gateStore{Store: mem}
-	b, err := broker.New(g, cfg)
-	if err != nil {
-		t.Fatalf("broker.New: %v", err)
-	}
-	srv := httptest.NewServer(b)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := b.Shutdown(ctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-		srv.Close()
-		mem.Close()
-	})
-	return &env{t, mem, b, srv}, g
+	return newEnvOn(t, cfg, g, mem), g
 }
 
 // readToEnd reads events until the stream ends and returns them.
@@ -467,5 +453,31 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
+	}
+}
+
+// TestSubscriptionUntil: a stream with Subscription.Until (a token's expiry)
+// ends then, parked or not, and its timer goes with it.
+func TestSubscriptionUntil(t *testing.T) {
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			e := newEnv(t, m.cfg)
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				e.b.Subscribe(w, r, broker.Subscription{Topics: []string{"a"}, Until: time.Now().Add(200 * time.Millisecond)})
+			}))
+			defer srv.Close()
+			resp, err := http.Get(srv.URL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			c := &client{resp, sse.NewDecoder(resp.Body)}
+			u := e.publish("a", "before expiry", false)
+			if ev := c.next(t); ev.ID != u.ID {
+				t.Fatalf("event %q, want %q", ev.ID, u.ID)
+			}
+			c.readToEnd(t)
+			waitFor(t, "no subscribers", func() bool { return e.b.Stats().Subscribers == 0 })
+		})
 	}
 }

@@ -21,7 +21,8 @@ type Matcher struct {
 	exact     []string            // exact topics, deduplicated
 	set       map[string]struct{} // exact topics as a set, only when there are many
 	all       bool
-	templates []*regexp.Regexp // compiled URI templates
+	templates []*regexp.Regexp     // compiled URI templates
+	patterns  []*urlPatternMatcher // Mercure 1.0 URL patterns (urlpattern.go)
 }
 
 // setThreshold is the number of exact topics above which Match uses a map.
@@ -34,6 +35,19 @@ const setThreshold = 8
 func NewMatcher(selectors []string) (*Matcher, error) {
 	m := &Matcher{}
 	for _, s := range selectors {
+		if exact, up, ok, err := parseTagged(s); ok { // Mercure 1.0 selectors (urlpattern.go)
+			switch {
+			case err != nil:
+				return nil, err
+			case up != nil:
+				m.patterns = append(m.patterns, up)
+			case exact == "*":
+				m.all = true
+			case !slices.Contains(m.exact, exact):
+				m.exact = append(m.exact, exact)
+			}
+			continue
+		}
 		switch {
 		case s == "":
 			return nil, fmt.Errorf("broker: empty topic selector")
@@ -81,6 +95,11 @@ func (m *Matcher) Match(topic string) bool {
 			return true
 		}
 	}
+	for _, p := range m.patterns {
+		if p.match(topic) {
+			return true
+		}
+	}
 	return false
 }
 
@@ -96,7 +115,7 @@ func (m *Matcher) MatchAny(topics []string) bool {
 
 // wildcard reports whether the matcher has selectors that the broker cannot
 // index by exact topic ("*" or templates).
-func (m *Matcher) wildcard() bool { return m.all || len(m.templates) > 0 }
+func (m *Matcher) wildcard() bool { return m.all || len(m.templates) > 0 || len(m.patterns) > 0 }
 
 // templates caches compiled URI templates by their text. Matchers are built
 // per request (from a token's selectors, from a subscription's topics), and

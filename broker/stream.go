@@ -59,11 +59,20 @@ func (b *Broker) Subscribe(w http.ResponseWriter, r *http.Request, sub Subscript
 		} else {
 			h.Set("Last-Event-ID", sub.LastEventID)
 		}
+		h.Set("Mercure-Last-Event-ID", h.Get("Last-Event-ID")) // the name of earlier Mercure 1.0 drafts
 	}
 	s := newSubscriber(b, topics, private)
 	s.selectors, s.id, s.payload = slices.Clone(sub.Topics), sub.Subscriber, sub.Payload
+	if !sub.Until.IsZero() {
+		// Armed before the stream is registered, so that unregister, on
+		// whichever goroutine ends the stream, always finds it.
+		s.expiry = time.AfterFunc(time.Until(sub.Until), func() { s.close(ErrExpired) })
+	}
 	until, err := b.register(s, from)
 	if err != nil {
+		if s.expiry != nil {
+			s.expiry.Stop()
+		}
 		reason := "shutting down"
 		switch {
 		case errors.Is(err, ErrTooManySubscribers):
@@ -122,7 +131,7 @@ func (b *Broker) replayStart(r *http.Request, id string) (uint64, error) {
 // range (trimmed while we replayed, or the log was reset) it returns an
 // error wrapping ErrHistoryGap: the stream must end, not skip them.
 func (b *Broker) writeReplay(ctx context.Context, w io.Writer, s *subscriber, from, until uint64) error {
-	var ents []*encoded
+	var ents []encoded
 	after := from
 	for after < until {
 		if err := s.ended(); err != nil {
@@ -142,7 +151,8 @@ func (b *Broker) writeReplay(ctx context.Context, w io.Writer, s *subscriber, fr
 		if len(ents) == 0 {
 			return nil
 		}
-		for _, e := range ents {
+		for i := range ents {
+			e := &ents[i]
 			after = e.seq
 			if e.buf == nil || !s.wants(e) {
 				continue
@@ -158,7 +168,7 @@ func (b *Broker) writeReplay(ctx context.Context, w io.Writer, s *subscriber, fr
 
 // readEncoded reads the next batch of updates in (after, until] from the
 // store and appends them, encoded, to dst.
-func (b *Broker) readEncoded(ctx context.Context, after, until uint64, dst []*encoded) ([]*encoded, error) {
+func (b *Broker) readEncoded(ctx context.Context, after, until uint64, dst []encoded) ([]encoded, error) {
 	ups, err := b.st.Read(ctx, after, b.cfg.ReplayBatch)
 	if err != nil {
 		return dst, err

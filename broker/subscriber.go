@@ -24,6 +24,8 @@ type subscriber struct {
 	busy    atomic.Bool // written since its heartbeat slot was last visited
 	slot    uint16      // heartbeat slot, set at registration
 
+	expiry *time.Timer // ends the stream at Subscription.Until; nil when none
+
 	// What Presence reports; immutable.
 	selectors []string
 	id        string

@@ -2,9 +2,13 @@
 // [broker.Broker]: publishing with POST, subscribing with GET, token
 // authorization, CORS, and a health check.
 //
-// It speaks the classic, widely deployed form of Mercure (tokens with a
-// "mercure" claim, "topic" parameters), so existing Mercure clients and
-// framework integrations work unchanged.
+// It speaks both generations of Mercure on the same endpoint, decided per
+// request: the classic, widely deployed form (tokens with a "mercure"
+// claim, "topic" parameters), so existing Mercure clients and framework
+// integrations work unchanged, and Mercure 1.0 (draft-08: "match" and
+// "matchURLPattern" parameters, RFC 9068 at+jwt access tokens with
+// authorization_details), so clients can migrate one by one. See
+// docs/MERCURE.md in the repository for the differences.
 //
 // # Routes
 //
@@ -14,7 +18,23 @@
 //     for clients that cannot set headers, asks for replay; when both are
 //     present the header wins. The stream itself, including the
 //     Last-Event-ID response header, is written by [broker.Broker.Subscribe].
+//   - GET /.well-known/mercure?match=...&matchURLPattern=... subscribes
+//     the Mercure 1.0 way: match (or matchExact) values are compared byte
+//     for byte, matchURLPattern values are WHATWG URL patterns (relative
+//     ones resolved against [Config.BaseURL]); "*" is every topic. The
+//     earlier 1.0 draft names match_exact and match_urlpattern are
+//     accepted too; any other parameter whose name starts with "match" (in
+//     any case) is refused with 400, and so is a request that mixes
+//     "topic" with "match" parameters. Replay also accepts last_event_id;
+//     the response carries the Last-Event-ID and Mercure-Last-Event-ID
+//     headers.
+//   - HEAD /.well-known/mercure with either kind of parameters checks a
+//     subscription (query, token) and answers its status and head without
+//     opening a stream.
 //   - POST /.well-known/mercure publishes (see below).
+//   - GET /.well-known/oauth-protected-resource/.well-known/mercure
+//     answers the RFC 9728 protected resource metadata ([Config.Resource],
+//     [Config.AuthorizationServers]).
 //   - OPTIONS /.well-known/mercure answers CORS preflight requests.
 //   - GET or HEAD /healthz answers 200 "ok".
 //   - GET /.well-known/mercure/subscriptions[/{topic}[/{subscriber}]]
@@ -30,15 +50,18 @@
 // multipart is not supported) and at most [Config.MaxBodyBytes] long (413).
 // Its fields:
 //
-//   - topic: repeatable, at least one. Non-empty UTF-8 without control
-//     characters. A topic that is an absolute URL or an absolute path under
-//     /.well-known/mercure is refused with 403: that namespace is kept for
-//     events the hub generates itself.
+//   - topic: repeatable, at least one (exactly one with a Mercure 1.0
+//     token: 400 otherwise). Non-empty UTF-8 without control characters,
+//     and not "*" (the subscribers' wildcard: 400). A topic that is an
+//     absolute URL or an absolute path under /.well-known/mercure is
+//     refused with 403: that namespace is kept for events the hub
+//     generates itself.
 //   - data: the payload, valid UTF-8, newlines allowed.
 //   - id: the update id; generated ("urn:uuid:...") when absent. It must
 //     not start with '#', contain CR, LF or NUL, or be "earliest" (reserved
-//     for replay requests). An id already in the log is refused with 409.
-//   - type: the SSE event type, without CR or LF.
+//     for replay requests). An id already in the log is refused with 409,
+//     unless [Config.AllowReusedIDs] is set: then the hub assigns its own.
+//   - type: the SSE event type, without CR or LF, and not "mercure".
 //   - retry: the reconnection time in milliseconds, ASCII digits only.
 //   - private: its presence, whatever its value, marks the update private.
 //
@@ -48,18 +71,24 @@
 //
 // # Authorization
 //
-// Tokens are JWTs with a "mercure" claim (see package
-// [github.com/herald-sse/herald/auth]), taken from exactly one place: the
-// Authorization header, else the authorization or access_token query
-// parameter, else the mercureAuthorization cookie. A publisher needs a
-// token signed with [Config.PublisherKey] whose mercure.publish selectors
-// match every topic of the update. A subscriber needs no token unless
-// [Config.RequireSubscriberToken] is set; the mercure.subscribe selectors of
-// its token, signed with [Config.SubscriberKey], decide which private
-// updates it receives. Failures follow RFC 6750: 401 with
-// "WWW-Authenticate: Bearer" when a token is needed and missing, 401 with
-// error="invalid_token" for a token that fails verification, 403 with
-// error="insufficient_scope" for a topic the token does not cover.
+// Tokens are JWTs: classic ones with a "mercure" claim, or Mercure 1.0
+// access tokens (typ at+jwt) whose rights are the authorization_details of
+// type "mercure" (see package [github.com/herald-sse/herald/auth]). A token
+// is taken from exactly one place: the Authorization header, else the
+// authorization or access_token query parameter (subscriptions only: a
+// publish with a token in its URL is refused with 400 invalid_request, as
+// URLs end up in logs), else the mercureAccessToken,
+// __Secure-mercure_access_token or mercureAuthorization cookie. A
+// publisher needs a token verified by [Config.PublisherVerifier] (or
+// signed with [Config.PublisherKey]) whose publish rights match every
+// topic of the update. A subscriber needs no token unless
+// [Config.RequireSubscriberToken] is set; the subscribe rights of its
+// token decide which private updates it receives. Failures follow RFC
+// 6750: 401 with "WWW-Authenticate: Bearer" when a token is needed and
+// missing, 401 with error="invalid_token" for a token that fails
+// verification, 403 with error="insufficient_scope" for a topic the token
+// does not cover; error_description repeats the one-line reason, which
+// names the rule and never a key or the token.
 //
 // A POST from a browser page on another origin (detected with
 // Sec-Fetch-Site or Origin by [http.CrossOriginProtection]) is refused with
@@ -82,6 +111,15 @@
 //
 //	{"@context":"https://mercure.rocks/","id":"<the topic>","type":"Subscription",
 //	 "subscriber":"...","topic":"...","active":true,"payload":...}
+//
+// A Mercure 1.0 subscription (made with match or matchURLPattern) is
+// announced in the 1.0 shape instead: the topic is
+// /.well-known/mercure/subscriptions/{matchType}/{match}/{subscriber} and
+// the document has "matchType" and "match" where the classic one has
+// "topic"; its payload is that of the token's first subscribe detail
+// whose matchers match the subscription's matcher. The API answers the
+// 1.0 paths ([SubscriptionsPath]/Exact/..., [SubscriptionsPath]/URLPattern/...)
+// beside the classic ones.
 //
 // The subscriber is the token's "sub" claim, else a generated
 // "urn:uuid:..."; payload is the token's mercure.payload, omitted when

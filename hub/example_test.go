@@ -48,3 +48,17 @@ func ExampleNew() {
 	// 200 update-1
 	// 403 not authorized to publish to topic "https://example.com/authors/1"
 }
+
+func ExampleDiscovery() {
+	// A publisher's handler for https://example.com/books/1 tells clients
+	// where its hub is, and from which update to resume.
+	w := httptest.NewRecorder()
+	hub.Discovery{HubURL: "https://example.com/.well-known/mercure", LastEventID: "urn:uuid:1"}.SetLink(w.Header())
+	w.Header().Add("Link", `</books/1>; rel="self"`)
+	for _, l := range w.Header().Values("Link") {
+		fmt.Println(l)
+	}
+	// Output:
+	// <https://example.com/.well-known/mercure>; rel="mercure"; last-event-id="urn:uuid:1"
+	// </books/1>; rel="self"
+}

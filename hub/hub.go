@@ -27,6 +27,11 @@ const HealthPath = "/healthz"
 // is zero.
 const DefaultMaxBodyBytes = 1 << 20
 
+// DefaultBaseURL is the base URL of relative Mercure 1.0 URL patterns and
+// topics when [Config.BaseURL] is empty. ".invalid" (RFC 6761) cannot be a
+// real host, so no absolute topic resolves to it by accident.
+const DefaultBaseURL = "https://herald.invalid" + Path
+
 // DefaultMaxTopics is the limit of topic selectors in one subscription
 // request when [Config.MaxTopics] is zero.
 const DefaultMaxTopics = 100
@@ -63,6 +68,36 @@ type Config struct {
 	// access. "*" is refused: an arbitrary origin is never allowed with
 	// credentials.
 	CORSOrigins []string
+	// PublisherVerifier, if not nil, verifies publishers' tokens instead of
+	// a verifier built from PublisherKey: use it for public keys, JWKS,
+	// issuer and audience checks (see [auth.Config]). The hub does not
+	// close it.
+	PublisherVerifier *auth.Verifier
+	// SubscriberVerifier, if not nil, verifies subscribers' tokens instead
+	// of a verifier built from SubscriberKey. Nil falls back to
+	// SubscriberKey, then to the publishers' verifier.
+	SubscriberVerifier *auth.Verifier
+	// BaseURL is the hub's own URL (".../.well-known/mercure"), against
+	// which Mercure 1.0 URL patterns and topics that are relative are
+	// resolved. It never comes from the request (a client could otherwise
+	// widen what its token's relative patterns match). Empty means
+	// [DefaultBaseURL], under which relative patterns match relative
+	// topics and absolute ones absolute topics.
+	BaseURL string
+	// AllowReusedIDs accepts a publish whose id an earlier update already
+	// has: the hub ignores the publisher's id and assigns its own (which
+	// the response carries), as Mercure lets a hub do. False answers 409,
+	// which keeps every id naming one update, so that Last-Event-ID is
+	// never ambiguous.
+	AllowReusedIDs bool
+	// Resource is the hub's OAuth 2.0 resource identifier (the aud of its
+	// access tokens), announced in the protected resource metadata served
+	// at [ResourceMetadataPath]. Empty omits it.
+	Resource string
+	// AuthorizationServers are the issuers of the hub's tokens, announced
+	// in the protected resource metadata. Nil omits them (self-issued
+	// tokens).
+	AuthorizationServers []string
 	// Logger receives the hub's logs. Nil discards them.
 	Logger *slog.Logger
 	// Subscriptions turns on Mercure's active subscriptions: a private
@@ -101,6 +136,12 @@ type Hub struct {
 	log      *slog.Logger
 	reqToken bool
 	anonPub  bool
+	base     string
+	reuseIDs bool
+
+	resource    string
+	authServers []string
+	metadata    string // the absolute URL of the resource metadata, or ""
 
 	feed      *presenceFeed // nil unless Config.Subscriptions
 	closeOnce sync.Once
@@ -122,6 +163,18 @@ func New(b *broker.Broker, cfg Config) (*Hub, error) {
 		log:      cfg.Logger,
 		reqToken: cfg.RequireSubscriberToken,
 		anonPub:  cfg.PublishAnonymous,
+		base:     cfg.BaseURL,
+		reuseIDs: cfg.AllowReusedIDs,
+
+		resource:    cfg.Resource,
+		authServers: slices.Clone(cfg.AuthorizationServers),
+		metadata:    metadataURL(cfg.Resource),
+	}
+	if h.base == "" {
+		h.base = DefaultBaseURL
+	}
+	if u, err := url.Parse(h.base); err != nil || !u.IsAbs() || u.Host == "" || strings.ContainsRune(h.base, 0) {
+		return nil, fmt.Errorf("hub: BaseURL %q is not an absolute URL", cfg.BaseURL)
 	}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
@@ -139,12 +192,17 @@ func New(b *broker.Broker, cfg Config) (*Hub, error) {
 		return nil, fmt.Errorf("hub: negative MaxTopics %d", h.maxTopic)
 	}
 	var err error
-	if len(cfg.PublisherKey) > 0 {
+	switch {
+	case cfg.PublisherVerifier != nil:
+		h.pub = cfg.PublisherVerifier
+	case len(cfg.PublisherKey) > 0:
 		if h.pub, err = auth.NewVerifier(auth.Config{Key: cfg.PublisherKey}); err != nil {
 			return nil, fmt.Errorf("hub: publisher key: %w", err)
 		}
 	}
 	switch {
+	case cfg.SubscriberVerifier != nil:
+		h.sub = cfg.SubscriberVerifier
 	case len(cfg.SubscriberKey) > 0:
 		if h.sub, err = auth.NewVerifier(auth.Config{Key: cfg.SubscriberKey}); err != nil {
 			return nil, fmt.Errorf("hub: subscriber key: %w", err)
@@ -199,16 +257,18 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case Path:
 		h.setCORS(w, r)
 		switch r.Method {
-		case http.MethodGet:
+		case http.MethodGet, http.MethodHead:
 			h.subscribe(w, r)
 		case http.MethodPost:
 			h.publish(w, r)
 		case http.MethodOptions:
-			h.preflight(w, r, "GET, POST, OPTIONS", http.MethodGet, http.MethodPost)
+			h.preflight(w, r, "GET, HEAD, POST, OPTIONS", http.MethodGet, http.MethodPost)
 		default:
-			w.Header().Set("Allow", "GET, POST, OPTIONS")
+			w.Header().Set("Allow", "GET, HEAD, POST, OPTIONS")
 			fail(w, http.StatusMethodNotAllowed, "method %s not allowed", r.Method)
 		}
+	case ResourceMetadataPath:
+		h.serveResourceMetadata(w, r)
 	case HealthPath:
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")
@@ -244,7 +304,7 @@ func (h *Hub) setCORS(w http.ResponseWriter, r *http.Request) {
 	}
 	hdr.Set("Access-Control-Allow-Origin", origin)
 	hdr.Set("Access-Control-Allow-Credentials", "true")
-	hdr.Set("Access-Control-Expose-Headers", "Last-Event-ID")
+	hdr.Set("Access-Control-Expose-Headers", "Last-Event-ID, Mercure-Last-Event-ID")
 }
 
 // preflight answers OPTIONS: a CORS preflight from an allowed origin for
@@ -287,15 +347,34 @@ func fail(w http.ResponseWriter, code int, format string, args ...any) {
 	http.Error(w, msg, code)
 }
 
-// challenge answers 401 or 403 with a Bearer challenge; bearerErr is the
-// RFC 6750 error code, or "" when no token was presented.
+// challenge answers with an RFC 6750 Bearer challenge; bearerErr is the
+// error code ("invalid_token", "insufficient_scope", "invalid_request"),
+// or "" when no token was presented. The error_description is the same
+// one-line reason as the body: it names the rule that refused, never a key
+// or the token.
 func challenge(w http.ResponseWriter, code int, bearerErr string, format string, args ...any) {
 	v := "Bearer"
 	if bearerErr != "" {
-		v += ` error="` + bearerErr + `"`
+		v += ` error="` + bearerErr + `", error_description="` + quoteSafe(fmt.Sprintf(format, args...)) + `"`
 	}
 	w.Header().Set("WWW-Authenticate", v)
 	fail(w, code, format, args...)
+}
+
+// quoteSafe makes s fit an RFC 6750 quoted error_description: printable
+// ASCII without quote and backslash (RFC 6750 section 3 allows %x20-21 / %x23-5B
+// / %x5D-7E), anything else becomes '?'.
+func quoteSafe(s string) string {
+	const maxLen = 200
+	b := make([]byte, 0, min(len(s), maxLen))
+	for i := 0; i < len(s) && len(b) < maxLen; i++ {
+		c := s[i]
+		if c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			c = '?'
+		}
+		b = append(b, c)
+	}
+	return string(b)
 }
 
 // authenticate verifies the token of r with v. A nil v (no key configured)

@@ -167,22 +167,24 @@ func (f *presenceFeed) apply(p broker.Presence) {
 		}
 	case !p.Active && open:
 		delete(f.streams, k)
-		for _, topic := range p.Topics {
-			f.release(subscriptionURL(topic, p.Subscriber))
+		for _, sel := range p.Topics {
+			f.release(newSubscription(p, sel).ID)
 		}
 	}
 }
 
-// hold counts one more open stream with the subscription of p to topic,
-// and adds it to the registry when it is the first.
-func (f *presenceFeed) hold(p broker.Presence, topic string) {
-	key := subscriptionURL(topic, p.Subscriber)
+// hold counts one more open stream with the subscription of p with the
+// selector sel, and adds it to the registry when it is the first. The
+// registry key is the subscription's id (its events' topic).
+func (f *presenceFeed) hold(p broker.Presence, sel string) {
+	doc := newSubscription(p, sel)
+	key := doc.ID
 	f.keys[key]++
 	if f.keys[key] > 1 {
 		return
 	}
 	delete(f.removes, key)
-	data, err := json.Marshal(newSubscription(p, topic))
+	data, err := json.Marshal(doc)
 	if err != nil { // a payload decoded from JSON always encodes
 		f.h.log.Error("hub: encode subscription", "id", key, "err", err)
 		return
@@ -250,13 +252,14 @@ func (f *presenceFeed) renew() {
 	f.retry = false
 	added := make(map[string]bool)
 	for _, p := range f.streams {
-		for _, topic := range p.Topics {
-			key := subscriptionURL(topic, p.Subscriber)
+		for _, sel := range p.Topics {
+			doc := newSubscription(p, sel)
+			key := doc.ID
 			if added[key] {
 				continue
 			}
 			added[key] = true
-			data, err := json.Marshal(newSubscription(p, topic))
+			data, err := json.Marshal(doc)
 			if err != nil {
 				continue
 			}

@@ -71,8 +71,12 @@ func (h *Hub) publish(w http.ResponseWriter, r *http.Request) {
 		fail(w, code, "%s", reason)
 		return
 	}
+	if claims != nil && claims.Style == auth.StyleAccessToken && len(u.Topics) > 1 {
+		fail(w, http.StatusBadRequest, `a Mercure 1.0 update has exactly one "topic" field, got %d`, len(u.Topics))
+		return
+	}
 	if claims != nil {
-		m, err := broker.NewMatcher(claims.Publish)
+		m, err := broker.NewMatcher(h.claimSelectors(claims, "publish"))
 		if err != nil {
 			challenge(w, http.StatusUnauthorized, "invalid_token", "invalid access token: bad publish selector: %s", strings.TrimPrefix(err.Error(), "broker: "))
 			return
@@ -84,6 +88,10 @@ func (h *Hub) publish(w http.ResponseWriter, r *http.Request) {
 	}
 
 	stored, err := h.b.Publish(r.Context(), u)
+	if h.reuseIDs && errors.Is(err, store.ErrDuplicateID) {
+		u.ID = "" // Config.AllowReusedIDs: the hub assigns its own id
+		stored, err = h.b.Publish(r.Context(), u)
+	}
 	switch {
 	case err == nil:
 	case errors.Is(err, store.ErrDuplicateID):
@@ -138,6 +146,12 @@ func putBodyBuf(b *bytes.Buffer) {
 // authenticatePublisher returns the publisher's claims, nil claims for an
 // allowed anonymous publisher, or answers the request and returns false.
 func (h *Hub) authenticatePublisher(w http.ResponseWriter, r *http.Request) (*auth.Claims, bool) {
+	if name := queryToken(r); name != "" {
+		// Issue 11.6: URLs end up in proxy logs and browser history. Only
+		// subscribers, whose EventSource cannot set headers, may use them.
+		challenge(w, http.StatusBadRequest, "invalid_request", "access token in the %q query parameter refused for publishing: send it in the Authorization header", name)
+		return nil, false
+	}
 	claims, err := authenticate(h.pub, r, "publisher")
 	switch {
 	case err == nil:
@@ -147,12 +161,27 @@ func (h *Hub) authenticatePublisher(w http.ResponseWriter, r *http.Request) (*au
 	case errors.Is(err, auth.ErrNoToken) && h.pub == nil:
 		fail(w, http.StatusForbidden, "publishing is disabled: no publisher key is configured")
 	case errors.Is(err, auth.ErrNoToken):
-		challenge(w, http.StatusUnauthorized, "", "missing access token")
+		h.missingToken(w)
 	default:
 		h.log.Debug("hub: publish: token refused", "err", err)
 		challenge(w, http.StatusUnauthorized, "invalid_token", "%s", tokenReason(err))
 	}
 	return nil, false
+}
+
+// queryToken returns the name of the query parameter of r that carries an
+// access token, or "".
+func queryToken(r *http.Request) string {
+	if r.URL == nil || r.URL.RawQuery == "" {
+		return ""
+	}
+	q := r.URL.Query()
+	for _, name := range [...]string{"authorization", "access_token"} {
+		if q.Has(name) {
+			return name
+		}
+	}
+	return ""
 }
 
 // parseUpdate builds an update from the publish form, or returns the status
@@ -169,6 +198,9 @@ func parseUpdate(f url.Values, host string) (u store.Update, code int, reason st
 	for _, t := range u.Topics {
 		if why := validTopic(t); why != "" {
 			return bad("%s", why)
+		}
+		if t == "*" {
+			return bad(`topic "*" is the wildcard of subscribers: an update cannot be published to it`)
 		}
 	}
 	for _, name := range [...]string{"data", "id", "type", "retry"} {
@@ -194,6 +226,8 @@ func parseUpdate(f url.Values, host string) (u store.Update, code int, reason st
 		return bad(`"type" must not contain CR or LF`)
 	case !utf8.ValidString(u.Type):
 		return bad(`"type" is not valid UTF-8`)
+	case u.Type == "mercure":
+		return bad(`"type" "mercure" is reserved for the hub's own events`)
 	}
 	if s := f.Get("retry"); s != "" {
 		if strings.IndexFunc(s, func(r rune) bool { return r < '0' || r > '9' }) >= 0 {

@@ -193,24 +193,6 @@ func TestPublish(t *testing.T) {
 			want: wantUpdate{Topics: []string{"mercure"}},
 		},
 		{
-			name: "token in query",
-			body: "topic=urn:topic:a",
-			setup: func(r *http.Request) {
-				r.Header.Del("Authorization")
-				r.URL.RawQuery = "authorization=" + tok
-			},
-			want: wantUpdate{Topics: []string{"urn:topic:a"}},
-		},
-		{
-			name: "token in access_token query",
-			body: "topic=urn:topic:a",
-			setup: func(r *http.Request) {
-				r.Header.Del("Authorization")
-				r.URL.RawQuery = "access_token=" + tok
-			},
-			want: wantUpdate{Topics: []string{"urn:topic:a"}},
-		},
-		{
 			name: "same-origin cookie",
 			body: "topic=urn:topic:a",
 			setup: func(r *http.Request) {

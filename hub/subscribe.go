@@ -2,6 +2,7 @@ package hub
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -10,28 +11,19 @@ import (
 	"github.com/herald-sse/herald/broker"
 )
 
-// subscribe handles GET: topic selectors, replay position, optional token,
-// then hands the stream to the broker.
+// subscribe handles GET and HEAD: topic selectors, replay position,
+// optional token, then hands the stream to the broker. HEAD answers the
+// head of the stream GET would open (or its error) without opening it.
 func (h *Hub) subscribe(w http.ResponseWriter, r *http.Request) {
 	q, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
 		fail(w, http.StatusBadRequest, "malformed query string: %v", err)
 		return
 	}
-	topics := q["topic"]
-	if len(topics) == 0 {
-		fail(w, http.StatusBadRequest, `missing "topic" query parameter`)
+	topics, code, reason := h.parseSelectors(q)
+	if code != 0 {
+		fail(w, code, "%s", reason)
 		return
-	}
-	if len(topics) > h.maxTopic {
-		fail(w, http.StatusBadRequest, "too many topic selectors: %d, at most %d", len(topics), h.maxTopic)
-		return
-	}
-	for _, t := range topics {
-		if why := validTopic(t); why != "" {
-			fail(w, http.StatusBadRequest, "%s", why)
-			return
-		}
 	}
 	if _, err := broker.NewMatcher(topics); err != nil {
 		fail(w, http.StatusBadRequest, "invalid topic selector: %s", strings.TrimPrefix(err.Error(), "broker: "))
@@ -43,25 +35,35 @@ func (h *Hub) subscribe(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.Is(err, auth.ErrNoToken):
 		if h.reqToken {
-			challenge(w, http.StatusUnauthorized, "", "missing access token")
+			h.missingToken(w)
 			return
 		}
 	case err != nil:
 		h.log.Debug("hub: subscribe: token refused", "err", err)
 		challenge(w, http.StatusUnauthorized, "invalid_token", "%s", tokenReason(err))
 		return
-	case claims.Subscribe != nil:
-		if _, err := broker.NewMatcher(claims.Subscribe); err != nil {
-			challenge(w, http.StatusUnauthorized, "invalid_token", "invalid access token: bad subscribe selector: %s", strings.TrimPrefix(err.Error(), "broker: "))
-			return
+	default:
+		if private := h.claimSelectors(claims, "subscribe"); private != nil {
+			if _, err := broker.NewMatcher(private); err != nil {
+				challenge(w, http.StatusUnauthorized, "invalid_token", "invalid access token: bad subscribe selector: %s", strings.TrimPrefix(err.Error(), "broker: "))
+				return
+			}
+			sub.Private = private
 		}
-		sub.Private = claims.Subscribe
+	}
+	if claims != nil {
+		sub.Until = claims.ExpiresAt // the stream ends when the token does
 	}
 	if h.feed != nil {
 		sub.Subscriber = subscriberID(claims)
-		if claims != nil {
-			sub.Payload = claims.Payload
-		}
+		sub.Payload = h.subscribePayload(claims, topics)
+	}
+	if r.Method == http.MethodHead {
+		hdr := w.Header()
+		hdr.Set("Content-Type", "text/event-stream")
+		hdr.Set("Cache-Control", "no-cache")
+		w.WriteHeader(http.StatusOK)
+		return
 	}
 
 	if err := h.b.Subscribe(w, r, sub); err != nil {
@@ -69,16 +71,90 @@ func (h *Hub) subscribe(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// parseSelectors returns the broker selectors of a subscription request,
+// or the status and reason of its first defect. Two generations of the
+// protocol are understood, one per request:
+//
+//   - Mercure 0.x: repeatable "topic" (an exact topic, "*" or an RFC 6570
+//     URI template);
+//   - Mercure 1.0: repeatable "match" and "matchExact" (exact topics) and
+//     "matchURLPattern" (WHATWG URL patterns), plus "match_exact" and
+//     "match_urlpattern", the names of earlier 1.0 drafts. Any other name
+//     that starts with "match" in any case is refused, as 1.0 requires, so
+//     that a misspelled matcher type fails loudly.
+//
+// Mercure 1.0 does not define "topic" and 0.x does not define "match":
+// a request with both is refused rather than half ignored.
+func (h *Hub) parseSelectors(q url.Values) (selectors []string, code int, reason string) {
+	var n1 int
+	for name, vals := range q {
+		if !strings.HasPrefix(strings.ToLower(name), "match") {
+			continue
+		}
+		typ := matchParamType(name)
+		if typ == "" {
+			return nil, http.StatusBadRequest, fmt.Sprintf("unknown matcher parameter %q: use match, matchExact or matchURLPattern", name)
+		}
+		n1 += len(vals)
+	}
+	topics := q["topic"]
+	switch {
+	case len(topics) > 0 && n1 > 0:
+		return nil, http.StatusBadRequest, `"topic" (Mercure 0.x) and "match" parameters (Mercure 1.0) cannot be mixed in one request`
+	case len(topics) == 0 && n1 == 0:
+		return nil, http.StatusBadRequest, `missing "topic" or "match" query parameter`
+	case len(topics)+n1 > h.maxTopic:
+		return nil, http.StatusBadRequest, fmt.Sprintf("too many topic selectors: %d, at most %d", len(topics)+n1, h.maxTopic)
+	}
+	if len(topics) > 0 {
+		for _, t := range topics {
+			if why := validTopic(t); why != "" {
+				return nil, http.StatusBadRequest, why
+			}
+		}
+		return topics, 0, ""
+	}
+	// Mercure 1.0, in a stable order: the parameter names in their order of
+	// matchParamNames, each parameter's values in request order.
+	selectors = make([]string, 0, n1)
+	for _, name := range matchParamNames {
+		for _, v := range q[name] {
+			if why := validTopic(v); why != "" {
+				return nil, http.StatusBadRequest, fmt.Sprintf("%s: %s", name, why)
+			}
+			selectors = append(selectors, h.selector(matchParamType(name), v))
+		}
+	}
+	return selectors, 0, ""
+}
+
+// matchParamNames are the Mercure 1.0 matcher parameters.
+var matchParamNames = [...]string{"match", "matchExact", "match_exact", "matchURLPattern", "match_urlpattern"}
+
+// matchParamType is the matcher type of the query parameter name, or "".
+func matchParamType(name string) string {
+	switch name {
+	case "match", "matchExact", "match_exact":
+		return matchExact
+	case "matchURLPattern", "match_urlpattern":
+		return matchURLPattern
+	}
+	return ""
+}
+
 // lastEventID returns the replay position asked for by r: the Last-Event-ID
 // header, else the lastEventID query parameter (for clients that cannot set
-// headers), else the legacy Last-Event-ID query parameter. The header wins
-// when several are present.
+// headers), else last_event_id (earlier Mercure 1.0 drafts), else the
+// legacy Last-Event-ID query parameter. The header wins when several are
+// present.
 func lastEventID(r *http.Request, q url.Values) string {
 	if id := r.Header.Get("Last-Event-ID"); id != "" {
 		return id
 	}
-	if id := q.Get("lastEventID"); id != "" {
-		return id
+	for _, name := range [...]string{"lastEventID", "last_event_id", "Last-Event-ID"} {
+		if id := q.Get(name); id != "" {
+			return id
+		}
 	}
-	return q.Get("Last-Event-ID")
+	return ""
 }

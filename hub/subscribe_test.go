@@ -34,8 +34,8 @@ func TestSubscribeRejected(t *testing.T) {
 		reason    string
 		challenge string
 	}{
-		{name: "no topic", query: "", code: 400, reason: `missing "topic" query parameter`},
-		{name: "other parameters only", query: "lastEventID=x&match=y", code: 400, reason: `missing "topic" query parameter`},
+		{name: "no topic", query: "", code: 400, reason: `missing "topic" or "match" query parameter`},
+		{name: "other parameters only", query: "lastEventID=x&other=y", code: 400, reason: `missing "topic" or "match" query parameter`},
 		{name: "empty topic", query: "topic=", code: 400, reason: "empty topic"},
 		{name: "too many topics", query: "topic=t" + strings.Repeat("&topic=t", hub.DefaultMaxTopics), code: 400, reason: "too many topic selectors: 101, at most 100"},
 		{name: "topic with control", query: "topic=a%0Db", code: 400, reason: `topic "a\rb" contains a control character`},

@@ -38,7 +38,9 @@ type subscription struct {
 	ID          string `json:"id"`
 	Type        string `json:"type"`
 	Subscriber  string `json:"subscriber"`
-	Topic       string `json:"topic"`
+	Topic       string `json:"topic,omitempty"`     // Mercure 0.x subscriptions
+	MatchType   string `json:"matchType,omitempty"` // Mercure 1.0 subscriptions
+	Match       string `json:"match,omitempty"`     // Mercure 1.0 subscriptions
 	Active      bool   `json:"active"`
 	Payload     any    `json:"payload,omitempty"`
 	LastEventID string `json:"lastEventID,omitempty"`
@@ -92,16 +94,38 @@ func escapeVar(s string) string {
 	return b.String()
 }
 
-// newSubscription is the document of p's subscription to topic.
-func newSubscription(p broker.Presence, topic string) subscription {
-	return subscription{
-		ID:         subscriptionURL(topic, p.Subscriber),
+// subscriptionURL1 is the id of a Mercure 1.0 subscription, and the topic
+// of its events: /.well-known/mercure/subscriptions/{matchType}/{match}/{subscriber},
+// each variable percent-encoded once as a whole. Empty trailing variables
+// end the path before them.
+func subscriptionURL1(matchType, match, subscriber string) string {
+	p := SubscriptionsPath + "/" + matchType
+	if match == "" {
+		return p
+	}
+	p += "/" + escapeVar(match)
+	if subscriber == "" {
+		return p
+	}
+	return p + "/" + escapeVar(subscriber)
+}
+
+// newSubscription is the document of p's subscription with the selector
+// sel: in the Mercure 1.0 shape (matchType, match) for a 1.0 matcher, in
+// the 0.x shape (topic) for a classic selector.
+func newSubscription(p broker.Presence, sel string) subscription {
+	s := subscription{
 		Type:       "Subscription",
 		Subscriber: p.Subscriber,
-		Topic:      topic,
 		Active:     p.Active,
 		Payload:    p.Payload,
 	}
+	if mt, match := broker.SelectorType(sel); mt != "" {
+		s.ID, s.MatchType, s.Match = subscriptionURL1(mt, match, p.Subscriber), mt, match
+		return s
+	}
+	s.ID, s.Topic = subscriptionURL(sel, p.Subscriber), sel
+	return s
 }
 
 // subscriberID is the id of a new subscriber: its token's "sub" claim,
@@ -128,8 +152,9 @@ func (h *Hub) OnSubscription(p broker.Presence) {
 // subscription events, and waits for them; starts and ends still queued
 // are dropped. Then it removes this hub's subscriptions from the list
 // (other hubs sharing it publish their end) and closes the list unless it
-// was given in [Config.Presence]. Call it before shutting the broker down. Close is idempotent; on a hub without [Config.Subscriptions] it
-// does nothing. It always returns nil.
+// was given in [Config.Presence]. Call it before shutting the broker down.
+// Close is idempotent; on a hub without [Config.Subscriptions] it does
+// nothing. It always returns nil.
 func (h *Hub) Close() error {
 	if h.feed != nil {
 		h.closeOnce.Do(h.feed.close)
@@ -156,10 +181,16 @@ func (h *Hub) subscriptions(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusMethodNotAllowed, "method %s not allowed", r.Method)
 		return
 	}
-	var vars [2]string // topic, subscriber
+	// 0.x: {topic}/{subscriber}; 1.0: {matchType}/{match}/{subscriber},
+	// told apart by the matcher type in the first segment.
+	var vars [3]string
+	n, v1 := 2, false
 	if rest, ok := strings.CutPrefix(r.URL.EscapedPath(), SubscriptionsPath+"/"); ok {
 		segs := strings.Split(rest, "/")
-		if len(segs) > len(vars) {
+		if segs[0] == matchExact || segs[0] == matchURLPattern {
+			n, v1 = 3, true
+		}
+		if len(segs) > n {
 			fail(w, http.StatusNotFound, "not found")
 			return
 		}
@@ -178,18 +209,23 @@ func (h *Hub) subscriptions(w http.ResponseWriter, r *http.Request) {
 	}
 	topic, subscriber := vars[0], vars[1]
 	id := subscriptionURL(topic, subscriber) // the canonical form, as in events
+	matchType, match := "", ""
+	if v1 {
+		matchType, match, subscriber = vars[0], vars[1], vars[2]
+		id = subscriptionURL1(matchType, match, subscriber)
+	}
 
 	claims, err := authenticate(h.sub, r, "subscriber")
 	switch {
 	case errors.Is(err, auth.ErrNoToken):
-		challenge(w, http.StatusUnauthorized, "", "missing access token")
+		h.missingToken(w)
 		return
 	case err != nil:
 		h.log.Debug("hub: subscriptions: token refused", "err", err)
 		challenge(w, http.StatusUnauthorized, "invalid_token", "%s", tokenReason(err))
 		return
 	}
-	m, err := broker.NewMatcher(claims.Subscribe)
+	m, err := broker.NewMatcher(h.claimSelectors(claims, "subscribe"))
 	if err != nil {
 		challenge(w, http.StatusUnauthorized, "invalid_token", "invalid access token: bad subscribe selector: %s", strings.TrimPrefix(err.Error(), "broker: "))
 		return
@@ -220,9 +256,13 @@ func (h *Hub) subscriptions(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var subs []subscription
-	for _, s := range all {
-		if (topic == "" || s.Topic == topic) && (subscriber == "" || s.Subscriber == subscriber) {
-			subs = append(subs, s)
+	for _, sub := range all {
+		switch {
+		case subscriber != "" && sub.Subscriber != subscriber:
+		case v1 && (sub.MatchType != matchType || (match != "" && sub.Match != match)):
+		case !v1 && topic != "" && (sub.MatchType != "" || sub.Topic != topic):
+		default:
+			subs = append(subs, sub)
 		}
 	}
 	slices.SortStableFunc(subs, func(a, b subscription) int { return cmp.Compare(a.ID, b.ID) })

@@ -41,6 +41,9 @@ func mountOps(mux *http.ServeMux, b *broker.Broker, st store.Store, closing func
 		counter("updates_total", "Updates fanned out from the log.", func(s broker.Stats) float64 { return float64(s.Published) }),
 		counter("deliveries_total", "Update deliveries queued to subscribers.", func(s broker.Stats) float64 { return float64(s.Delivered) }),
 		counter("slow_disconnects_total", "Subscribers disconnected for falling too far behind.", func(s broker.Stats) float64 { return float64(s.Dropped) }),
+		counter("gap_disconnects_total", "Streams ended because updates owed to them were trimmed from the history (the client resumes, or is told Last-Event-ID: earliest).", func(s broker.Stats) float64 { return float64(s.Gaps) }),
+		counter("log_resets_total", "Times the store reported that its log lost data or restarted its positions; each ends every stream.", func(s broker.Stats) float64 { return float64(s.Resets) }),
+		counter("write_timeouts_total", "Streams cut because their client stopped reading for --write-timeout.", func(s broker.Stats) float64 { return float64(s.WriteTimeouts) }),
 	)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
@@ -55,6 +58,11 @@ func mountOps(mux *http.ServeMux, b *broker.Broker, st store.Store, closing func
 		if _, _, err := st.Last(ctx); err != nil {
 			w.WriteHeader(http.StatusServiceUnavailable)
 			w.Write([]byte("store unavailable: " + err.Error() + "\n"))
+			return
+		}
+		if !b.Ready() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			w.Write([]byte("not following the log yet\n"))
 			return
 		}
 		w.Write([]byte("ready\n"))

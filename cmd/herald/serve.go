@@ -38,6 +38,7 @@ type serveConfig struct {
 	retry           time.Duration
 	maxBody         int64
 	maxPending      int
+	writeTimeout    time.Duration
 	maxSubscribers  int
 	maxTopics       int
 	corsOrigins     csvFlag
@@ -56,6 +57,7 @@ type serveConfig struct {
 	natsReplicas    int
 	subscriptions   bool
 	presenceTTL     time.Duration
+	tokens          tokenConfig
 }
 
 func (c *serveConfig) flags(fs *flag.FlagSet) {
@@ -78,6 +80,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.retry, "retry", 2*time.Second, "reconnection time sent to clients as retry: (0: none)")
 	fs.Int64Var(&c.maxBody, "max-body", 1<<20, "largest publish request body in bytes")
 	fs.IntVar(&c.maxPending, "max-pending", 1<<20, "bytes a subscriber may fall behind before it is disconnected")
+	fs.DurationVar(&c.writeTimeout, "write-timeout", 30*time.Second, "cut a subscriber whose connection accepted no bytes for this long (it stopped reading)")
 	fs.IntVar(&c.maxSubscribers, "max-subscribers", 0, "open streams beyond which subscribers get 503 (0: no limit)")
 	fs.IntVar(&c.maxTopics, "max-topics", 100, "topic selectors allowed in one subscription request")
 	fs.Var(&c.corsOrigins, "cors-origins", "origins allowed to subscribe and publish cross-origin, with credentials (repeatable or comma-separated)")
@@ -89,6 +92,13 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.ioUring, "io-uring", true, "batch parked streams' writes with io_uring (falls back to sendmsg where the kernel refuses it)")
 	fs.BoolVar(&c.subscriptions, "subscriptions", false, "publish Mercure subscription events and serve the subscriptions API at /.well-known/mercure/subscriptions")
 	fs.DurationVar(&c.presenceTTL, "presence-ttl", 30*time.Second, "with --subscriptions on --store redis or nats: a crashed hub's subscriptions end (active:false) this long after its last renewal")
+	fs.StringVar(&c.tokens.publisherKeyFile, "publisher-key-file", "", "PEM public key(s) (RSA, ECDSA, Ed25519) that verify publisher tokens, beside --publisher-key")
+	fs.StringVar(&c.tokens.subscriberKeyFile, "subscriber-key-file", "", "PEM public key(s) that verify subscriber tokens (empty: --publisher-key-file)")
+	fs.StringVar(&c.tokens.jwksURL, "jwks-url", "", "JWK Set URL whose keys verify publisher and subscriber tokens (cached, refreshed hourly and on an unknown kid, at most once a minute)")
+	fs.StringVar(&c.tokens.issuer, "jwt-issuer", "", "if set, tokens must carry this iss claim")
+	fs.StringVar(&c.tokens.audience, "jwt-audience", "", "if set, tokens must carry this aud claim (Mercure 1.0: the hub's URL, which is then also the base of relative URL patterns)")
+	fs.BoolVar(&c.tokens.legacyTokens, "mercure-claim-tokens", true, "accept classic tokens with a mercure claim beside Mercure 1.0 at+jwt access tokens")
+	fs.BoolVar(&c.tokens.reusedIDs, "allow-reused-ids", false, "accept a publish whose id is already taken, giving the update a new id (default: 409)")
 	fs.StringVar(&c.debugAddr, "debug-addr", "", "if set, serve Go's /debug/pprof profiles on this separate address (keep it private, e.g. 127.0.0.1:6060)")
 }
 
@@ -133,7 +143,7 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 
 func serve(ctx context.Context, c serveConfig, logger *slog.Logger, stdout io.Writer) error {
 	pubKey := []byte(c.publisherKey)
-	if len(pubKey) == 0 && !c.publishAnon {
+	if len(pubKey) == 0 && !c.publishAnon && !c.tokens.asymmetric() {
 		pubKey = make([]byte, 32)
 		rand.Read(pubKey)
 		tok, err := auth.Sign(pubKey, auth.Claims{Publish: []string{"*"}, Subscribe: []string{"*"}}, 0)
@@ -147,6 +157,11 @@ func serve(ctx context.Context, c serveConfig, logger *slog.Logger, stdout io.Wr
 	if len(subKey) == 0 {
 		subKey = pubKey
 	}
+	pubVerifier, subVerifier, baseURL, closeKeys, err := verifiers(ctx, c.tokens, pubKey, subKey, logger)
+	if err != nil {
+		return err
+	}
+	defer closeKeys()
 
 	uuid.EnableRandPool() // update ids: one crypto/rand read per 16 ids, not per id
 	st, closeStore, err := openStore(ctx, c, logger)
@@ -164,6 +179,7 @@ func serve(ctx context.Context, c serveConfig, logger *slog.Logger, stdout io.Wr
 		Heartbeat:      disableIfZero(c.heartbeat),
 		Retry:          disableIfZero(c.retry),
 		MaxPending:     c.maxPending,
+		WriteTimeout:   c.writeTimeout,
 		MaxSubscribers: c.maxSubscribers,
 		NoPark:         c.noPark,
 		IOUring:        c.ioUring,
@@ -189,6 +205,12 @@ func serve(ctx context.Context, c serveConfig, logger *slog.Logger, stdout io.Wr
 		Logger:                 logger,
 		Subscriptions:          c.subscriptions,
 		Presence:               presence,
+		PublisherVerifier:      pubVerifier,
+		SubscriberVerifier:     subVerifier,
+		BaseURL:                baseURL,
+		AllowReusedIDs:         c.tokens.reusedIDs,
+		Resource:               c.tokens.audience,
+		AuthorizationServers:   c.tokens.authServers(),
 	})
 	if err != nil {
 		_ = b.Shutdown(context.Background())
@@ -206,6 +228,7 @@ func serve(ctx context.Context, c serveConfig, logger *slog.Logger, stdout io.Wr
 	mux.Handle(hub.Path, h)
 	mux.Handle(hub.Path+"/", h)
 	mux.Handle(hub.HealthPath, h)
+	mux.Handle(hub.ResourceMetadataPath, h)
 	mountOps(mux, b, st, closing.Load)
 	var dash *web.Dashboard
 	if !c.noDashboard {
