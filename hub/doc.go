@@ -101,10 +101,13 @@
 // subscriptions. The broker reports every stream that starts or ends to
 // [Hub.OnSubscription] (wire it as [broker.Config.OnSubscription]); the
 // hub queues it without blocking (at most [MaxPendingPresence] waiting;
-// more are dropped and logged) and its own goroutine, stopped by
-// [Hub.Close], publishes one private update per topic selector of the
-// stream to /.well-known/mercure/subscriptions/{topic}/{subscriber}, whose
-// data is the JSON-LD document
+// more are dropped, logged and made up for) and its own goroutines, stopped
+// by [Hub.Close], keep the subscriptions list in [Config.Presence] (shared
+// by the hubs of a cluster) and send, for every change of that list, one
+// private update per topic selector of the stream to
+// /.well-known/mercure/subscriptions/{topic}/{subscriber}. These updates are
+// live only ([broker.Broker.PublishLive]): never stored in the history,
+// without an id, not replayed. Their data is the JSON-LD document
 //
 //	{"@context":"https://mercure.rocks/","id":"<the topic>","type":"Subscription",
 //	 "subscriber":"...","topic":"...","active":true,"payload":...}

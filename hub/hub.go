@@ -13,6 +13,8 @@ import (
 
 	"github.com/herald-sse/herald/auth"
 	"github.com/herald-sse/herald/broker"
+	"github.com/herald-sse/herald/store"
+	"github.com/herald-sse/herald/store/memstore"
 )
 
 // Path is the Mercure endpoint served by a [Hub].
@@ -99,14 +101,23 @@ type Config struct {
 	// Logger receives the hub's logs. Nil discards them.
 	Logger *slog.Logger
 	// Subscriptions turns on Mercure's active subscriptions: a private
-	// subscription event is published to
+	// subscription event is sent to the streams subscribed to
 	// /.well-known/mercure/subscriptions/{topic}/{subscriber} when a
 	// subscription starts or ends, and GET [SubscriptionsPath] (and below
-	// it) lists the active ones. The broker must report its streams to
+	// it) lists the active ones. The events are live only: they are not
+	// stored in the history, carry no id, and are not replayed. The broker must report its streams to
 	// [Hub.OnSubscription] (set [broker.Config.OnSubscription]), and the
 	// caller must call [Hub.Close]. False answers 404 on those paths and
 	// publishes nothing.
 	Subscriptions bool
+	// Presence is the registry of active subscriptions when Subscriptions
+	// is set. Give every hub of a cluster the same shared registry
+	// (redisstore.NewPresence, natsstore.NewPresence) so that each lists
+	// every hub's subscribers and a crashed hub's subscriptions expire
+	// with an event. Nil means an in-process registry: this hub's
+	// subscribers only. [Hub.Close] removes this hub's entries from it but
+	// does not close a registry given here.
+	Presence store.Presence
 }
 
 // Hub is the Mercure HTTP handler. It is a plain [http.Handler]: mount it
@@ -213,7 +224,11 @@ func New(b *broker.Broker, cfg Config) (*Hub, error) {
 		h.origins[origin] = true
 	}
 	if cfg.Subscriptions {
-		h.feed = newPresenceFeed(h) // last: nothing can fail after it starts
+		reg, own := cfg.Presence, false
+		if reg == nil {
+			reg, own = memstore.NewPresence(), true
+		}
+		h.feed = newPresenceFeed(h, reg, own) // last: nothing can fail after it starts
 	}
 	return h, nil
 }

@@ -9,14 +9,11 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"sync"
-	"sync/atomic"
 
 	"github.com/google/uuid"
 
 	"github.com/herald-sse/herald/auth"
 	"github.com/herald-sse/herald/broker"
-	"github.com/herald-sse/herald/store"
 )
 
 // SubscriptionsPath is the root of the subscriptions API, and the prefix of
@@ -24,8 +21,9 @@ import (
 const SubscriptionsPath = Path + "/subscriptions"
 
 // MaxPendingPresence is how many subscription starts and ends may wait to
-// be published as subscription events; beyond it they are dropped (and the
-// drops logged), so a burst of connections never blocks the streams.
+// be applied to the subscriptions list; beyond it they are dropped (and the
+// drops logged) and the list is then reconciled with the broker's open
+// streams, so a burst of connections never blocks the streams.
 const MaxPendingPresence = 4096
 
 const (
@@ -139,105 +137,6 @@ func subscriberID(claims *auth.Claims) string {
 	return "urn:uuid:" + uuid.NewString()
 }
 
-// presenceFeed publishes the subscription events of one hub from its own
-// goroutine. Starts and ends are queued by OnSubscription without waiting
-// (the broker calls it from stream goroutines that must not block) in a
-// bounded queue; the goroutine publishes them in order.
-type presenceFeed struct {
-	h      *Hub
-	ctx    context.Context // canceled by close
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	notify chan struct{} // cap 1: the queue is not empty
-	drops  atomic.Uint64 // events dropped since the last report
-
-	mu     sync.Mutex
-	queue  []broker.Presence
-	closed bool
-}
-
-func newPresenceFeed(h *Hub) *presenceFeed {
-	ctx, cancel := context.WithCancel(context.Background())
-	f := &presenceFeed{h: h, ctx: ctx, cancel: cancel, notify: make(chan struct{}, 1)}
-	f.wg.Go(f.run)
-	return f
-}
-
-// push queues p; it never blocks.
-func (f *presenceFeed) push(p broker.Presence) {
-	f.mu.Lock()
-	if f.closed {
-		f.mu.Unlock()
-		return
-	}
-	if len(f.queue) >= MaxPendingPresence {
-		f.mu.Unlock()
-		f.drops.Add(1)
-		return
-	}
-	f.queue = append(f.queue, p)
-	f.mu.Unlock()
-	select {
-	case f.notify <- struct{}{}:
-	default:
-	}
-}
-
-func (f *presenceFeed) run() {
-	var batch []broker.Presence
-	for {
-		select {
-		case <-f.ctx.Done():
-			return
-		case <-f.notify:
-		}
-		f.mu.Lock()
-		batch, f.queue = f.queue, batch[:0]
-		f.mu.Unlock()
-		for _, p := range batch {
-			if f.ctx.Err() != nil {
-				return
-			}
-			f.publish(p)
-		}
-		clear(batch)
-		if n := f.drops.Swap(0); n > 0 {
-			f.h.log.Warn("hub: subscription events dropped: too many subscriptions started or ended at once", "dropped", n)
-		}
-	}
-}
-
-// publish publishes one private update per topic selector of p.
-func (f *presenceFeed) publish(p broker.Presence) {
-	for _, topic := range p.Topics {
-		s := newSubscription(p, topic)
-		s.Context = jsonLDContext
-		data, err := json.Marshal(s)
-		if err != nil { // a payload decoded from JSON always encodes
-			f.h.log.Error("hub: encode subscription event", "id", s.ID, "err", err)
-			continue
-		}
-		_, err = f.h.b.Publish(f.ctx, store.Update{Topics: []string{s.ID}, Data: string(data), Private: true})
-		switch {
-		case err == nil:
-		case f.ctx.Err() != nil, errors.Is(err, broker.ErrShutdown), errors.Is(err, store.ErrClosed):
-			return
-		default:
-			f.h.log.Warn("hub: publish subscription event", "id", s.ID, "err", err)
-		}
-	}
-}
-
-// close stops the goroutine and waits for it; queued events are dropped.
-func (f *presenceFeed) close() {
-	f.mu.Lock()
-	f.closed = true
-	f.queue = nil
-	f.mu.Unlock()
-	f.cancel()
-	f.wg.Wait()
-}
-
 // OnSubscription queues the subscription event of p. It never blocks, so
 // it is fit for [broker.Config.OnSubscription]: give the broker a function
 // that calls it on the hub built over that broker. It does nothing on a nil
@@ -249,10 +148,13 @@ func (h *Hub) OnSubscription(p broker.Presence) {
 	h.feed.push(p)
 }
 
-// Close stops the goroutine that publishes subscription events and waits
-// for it. Call it before shutting the broker down. Events still queued are
-// dropped. Close is idempotent; on a hub without [Config.Subscriptions] it
-// does nothing. It always returns nil.
+// Close stops the goroutines that keep the subscriptions list and publish
+// subscription events, and waits for them; starts and ends still queued
+// are dropped. Then it removes this hub's subscriptions from the list
+// (other hubs sharing it publish their end) and closes the list unless it
+// was given in [Config.Presence]. Call it before shutting the broker down.
+// Close is idempotent; on a hub without [Config.Subscriptions] it does
+// nothing. It always returns nil.
 func (h *Hub) Close() error {
 	if h.feed != nil {
 		h.closeOnce.Do(h.feed.close)
@@ -333,8 +235,9 @@ func (h *Hub) subscriptions(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	// The log's end first, then the snapshot: a client that follows the
-	// events from lastEventID misses no change made after the snapshot.
+	// Subscription events are live only (see presenceFeed): lastEventID
+	// is the log's position, which they do not move. A client that wants
+	// no change missed subscribes to the events before it reads the list.
 	last, err := h.b.LastEventID(r.Context())
 	if err != nil {
 		h.log.Error("hub: subscriptions", "err", err)
@@ -344,19 +247,22 @@ func (h *Hub) subscriptions(w http.ResponseWriter, r *http.Request) {
 	if last == "" {
 		last = "earliest"
 	}
+	ctx, cancel := context.WithTimeout(r.Context(), presenceTimeout)
+	all, err := h.feed.list(ctx)
+	cancel()
+	if err != nil {
+		h.log.Error("hub: list subscriptions", "err", err)
+		fail(w, http.StatusServiceUnavailable, "subscriptions list unavailable")
+		return
+	}
 	var subs []subscription
-	for _, p := range h.b.Subscriptions() {
-		for _, t := range p.Topics {
-			if subscriber != "" && p.Subscriber != subscriber {
-				continue
-			}
-			s := newSubscription(p, t)
-			switch {
-			case v1 && (s.MatchType != matchType || (match != "" && s.Match != match)):
-			case !v1 && topic != "" && (s.MatchType != "" || s.Topic != topic):
-			default:
-				subs = append(subs, s)
-			}
+	for _, sub := range all {
+		switch {
+		case subscriber != "" && sub.Subscriber != subscriber:
+		case v1 && (sub.MatchType != matchType || (match != "" && sub.Match != match)):
+		case !v1 && topic != "" && (sub.MatchType != "" || sub.Topic != topic):
+		default:
+			subs = append(subs, sub)
 		}
 	}
 	slices.SortStableFunc(subs, func(a, b subscription) int { return cmp.Compare(a.ID, b.ID) })

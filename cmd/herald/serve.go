@@ -58,6 +58,7 @@ type serveConfig struct {
 	natsSubject     string
 	natsReplicas    int
 	subscriptions   bool
+	presenceTTL     time.Duration
 	tokens          tokenConfig
 }
 
@@ -95,6 +96,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.noDashboard, "no-dashboard", false, "do not serve the dashboard at / and its stats stream at /dashboard/stats")
 	fs.BoolVar(&c.ioUring, "io-uring", true, "batch parked streams' writes with io_uring (falls back to sendmsg where the kernel refuses it)")
 	fs.BoolVar(&c.subscriptions, "subscriptions", false, "publish Mercure subscription events and serve the subscriptions API at /.well-known/mercure/subscriptions")
+	fs.DurationVar(&c.presenceTTL, "presence-ttl", 30*time.Second, "with --subscriptions on --store redis or nats: a crashed hub's subscriptions end (active:false) this long after its last renewal")
 	fs.StringVar(&c.tokens.publisherKeyFile, "publisher-key-file", "", "PEM public key(s) (RSA, ECDSA, Ed25519) that verify publisher tokens, beside --publisher-key")
 	fs.StringVar(&c.tokens.subscriberKeyFile, "subscriber-key-file", "", "PEM public key(s) that verify subscriber tokens (empty: --publisher-key-file)")
 	fs.StringVar(&c.tokens.jwksURL, "jwks-url", "", "JWK Set URL whose keys verify publisher and subscriber tokens (cached, refreshed hourly and on an unknown kid, at most once a minute)")
@@ -191,6 +193,12 @@ func serve(ctx context.Context, c serveConfig, logger *slog.Logger, stdout io.Wr
 	if err != nil {
 		return err
 	}
+	presence, closePresence, err := openPresence(c)
+	if err != nil {
+		_ = b.Shutdown(context.Background())
+		return err
+	}
+	defer closePresence() // after h.Close, which removes this hub's entries
 	h, err = hub.New(b, hub.Config{
 		PublisherKey:           pubKey,
 		SubscriberKey:          subKey,
@@ -201,6 +209,7 @@ func serve(ctx context.Context, c serveConfig, logger *slog.Logger, stdout io.Wr
 		CORSOrigins:            c.corsOrigins,
 		Logger:                 logger,
 		Subscriptions:          c.subscriptions,
+		Presence:               presence,
 		PublisherVerifier:      pubVerifier,
 		SubscriberVerifier:     subVerifier,
 		BaseURL:                baseURL,
