@@ -513,21 +513,29 @@ func (b *Broker) dispatch(u *store.Update) {
 			n++
 		}
 	}
-	for _, t := range u.Topics {
+	b.matching(u.Topics, deliver)
+	b.delivered.Add(uint64(n))
+}
+
+// matching calls fn for every open stream whose selectors match one of
+// topics: those indexed by exact topic, then the wildcard ones tested one by
+// one. fn sees a stream once per matching exact topic, so it deduplicates
+// updates with several topics. b.mu must be held (read or write).
+func (b *Broker) matching(topics []string, fn func(*subscriber)) {
+	for _, t := range topics {
 		set := b.exact[t]
 		for _, s := range set.few {
-			deliver(s)
+			fn(s)
 		}
 		for s := range set.many {
-			deliver(s)
+			fn(s)
 		}
 	}
 	for s := range b.wild {
-		if s.topics.MatchAny(u.Topics) {
-			deliver(s)
+		if s.topics.MatchAny(topics) {
+			fn(s)
 		}
 	}
-	b.delivered.Add(uint64(n))
 }
 
 // register adds s to the index and returns the Seq of the last update
