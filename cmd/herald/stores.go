@@ -170,7 +170,7 @@ func (b *byteSize) String() string {
 }
 
 func (b *byteSize) Set(v string) error {
-	num := strings.TrimRight(v, "BKMGTiikmgt ")
+	num := strings.TrimRight(v, "BKMGTikmgt ")
 	unit := strings.TrimSpace(v[len(num):])
 	mult, ok := map[string]int64{"": 1, "B": 1, "KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12,
 		"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40}[unit]
