@@ -97,39 +97,6 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "Every flag --foo-bar can also be set as HERALD_FOO_BAR in the environment.")
 }
 
-// parseFlags parses args into fs, then fills every flag not given on the
-// command line from its HERALD_* environment variable. Usage errors are
-// exit code 2.
-func parseFlags(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return &exitError{2, err}
-	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	var err error
-	fs.VisitAll(func(f *flag.Flag) {
-		if set[f.Name] || err != nil {
-			return
-		}
-		name := envName(f.Name)
-		if v, ok := os.LookupEnv(name); ok {
-			if e := fs.Set(f.Name, v); e != nil {
-				err = &exitError{2, fmt.Errorf("%s=%q: %w", name, v, e)}
-			}
-		}
-	})
-	return err
-}
-
-// envName maps a flag name to its environment variable: "foo-bar" is
-// HERALD_FOO_BAR.
-func envName(flagName string) string {
-	return "HERALD_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
-}
-
 // listFlag is a repeatable string flag.
 type listFlag []string
 
