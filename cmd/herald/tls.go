@@ -97,6 +97,7 @@ func (c *tlsConfig) protocols() *http.Protocols {
 type certReloader struct {
 	certFile, keyFile string
 	logger            *slog.Logger
+	hup               chan os.Signal // SIGHUP, registered from the start so none is missed
 
 	mu    sync.RWMutex
 	cert  *tls.Certificate
@@ -104,10 +105,11 @@ type certReloader struct {
 }
 
 func newCertReloader(certFile, keyFile string, logger *slog.Logger) (*certReloader, error) {
-	r := &certReloader{certFile: certFile, keyFile: keyFile, logger: logger}
+	r := &certReloader{certFile: certFile, keyFile: keyFile, logger: logger, hup: make(chan os.Signal, 1)}
 	if err := r.load(); err != nil {
 		return nil, err
 	}
+	signal.Notify(r.hup, syscall.SIGHUP)
 	return r, nil
 }
 
@@ -154,10 +156,10 @@ func (r *certReloader) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, e
 }
 
 // watch reloads the certificate on SIGHUP and when the files' stamps
-// change (checked every poll), until ctx is done.
+// change (checked every poll), until ctx is done. It must be called
+// once: it stops the SIGHUP notification when it returns.
 func (r *certReloader) watch(ctx context.Context, poll time.Duration) error {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
+	hup := r.hup
 	defer signal.Stop(hup)
 	t := time.NewTicker(poll)
 	defer t.Stop()
