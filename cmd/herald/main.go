@@ -6,6 +6,8 @@
 //	herald sub     subscribe and print events
 //	herald token   mint a JWT for publishers and subscribers
 //	herald bench   load-test Herald or another SSE hub
+//	herald version print the version
+//	herald health  check a running hub's /healthz
 //
 // Every flag of every subcommand can also be set with an environment
 // variable: --foo-bar is HERALD_FOO_BAR. A flag on the command line wins
@@ -32,11 +34,13 @@ type command struct {
 }
 
 var commands = map[string]command{
-	"serve": {"run the hub", runServe},
-	"pub":   {"publish an update", runPub},
-	"sub":   {"subscribe and print events", runSub},
-	"token": {"mint a JWT for publishers and subscribers", runToken},
-	"bench": {"load-test Herald or another SSE hub", runBench},
+	"serve":   {"run the hub", runServe},
+	"pub":     {"publish an update", runPub},
+	"sub":     {"subscribe and print events", runSub},
+	"token":   {"mint a JWT for publishers and subscribers", runToken},
+	"bench":   {"load-test Herald or another SSE hub", runBench},
+	"version": {"print the version", runVersion},
+	"health":  {"check a running hub's /healthz (for container health checks)", runHealth},
 }
 
 // exitError carries a process exit code up to main.

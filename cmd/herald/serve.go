@@ -243,7 +243,7 @@ func (p *servePlan) serve(ctx context.Context, stdout io.Writer) error {
 	mux := http.NewServeMux()
 	mux.Handle(hub.Path, h)
 	mux.Handle(hub.Path+"/", h)
-	mux.Handle(hub.HealthPath, h)
+	mux.Handle(hub.HealthPath, withVersion(h))
 	mountOps(mux, b, st, closing.Load)
 	var dash *web.Dashboard
 	if !c.noDashboard {
@@ -270,7 +270,7 @@ func (p *servePlan) serve(ctx context.Context, stdout io.Writer) error {
 	if p.token != "" {
 		printBanner(stdout, c.logFormat, p.token)
 	}
-	logger.Info("herald: listening", "addr", ln.Addr().String(), "scheme", scheme, "store", c.storeKind, "data_dir", storeDir(c))
+	logger.Info("herald: listening", "addr", ln.Addr().String(), "scheme", scheme, "version", versionString(), "store", c.storeKind, "data_dir", storeDir(c))
 
 	g, gctx := errgroup.WithContext(ctx)
 	if c.debugAddr != "" {
