@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // drainConfig is the drain part of serveConfig. --shutdown-timeout
@@ -103,6 +105,18 @@ type inflight struct {
 }
 
 func newInflight(h http.Handler) *inflight { return &inflight{h: h} }
+
+// collector returns the herald_publishes_in_flight gauge of f.
+func (f *inflight) collector() prometheus.Collector {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: "herald", Name: "publishes_in_flight",
+		Help: "Publish (and other non-GET) requests being served; a drain waits for them.",
+	}, func() float64 {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return float64(f.n)
+	})
+}
 
 func (f *inflight) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch r.Method {

@@ -244,14 +244,14 @@ func (p *servePlan) serve(ctx context.Context, stdout io.Writer) error {
 	mux.Handle(hub.Path, h)
 	mux.Handle(hub.Path+"/", h)
 	mux.Handle(hub.HealthPath, withVersion(h))
-	mountOps(mux, b, st, closing.Load)
+	inflight := newInflight(mux) // publishes in flight, which a drain waits for
+	mountOps(mux, b, st, closing.Load, inflight.collector())
 	var dash *web.Dashboard
 	if !c.noDashboard {
 		dash = web.New(b.Stats, web.Config{})
 		mux.Handle("GET /{$}", dash)
 		mux.Handle("GET /dashboard/", dash)
 	}
-	inflight := newInflight(mux)
 	srv := &http.Server{
 		Handler:           inflight,
 		ReadHeaderTimeout: 10 * time.Second,
