@@ -60,6 +60,7 @@ type serveConfig struct {
 	printConfig bool
 	tls         tlsConfig
 	drain       drainConfig
+	obs         obsConfig
 }
 
 func (c *serveConfig) flags(fs *flag.FlagSet) {
@@ -97,6 +98,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.printConfig, "print-config", false, "print the effective configuration (secrets masked) as TOML and exit")
 	c.tls.flags(fs)
 	c.drain.flags(fs)
+	c.obs.flags(fs)
 }
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -208,11 +210,14 @@ func newServePlan(c serveConfig, logger *slog.Logger) (*servePlan, error) {
 func (p *servePlan) serve(ctx context.Context, stdout io.Writer) error {
 	c, logger := p.c, p.logger
 	uuid.EnableRandPool() // update ids: one crypto/rand read per 16 ids, not per id
+	routeClientLogs(logger)
 	st, closeStore, err := openStore(ctx, c, logger)
 	if err != nil {
 		return err
 	}
 	defer closeStore()
+	m := newMetrics()
+	st = timedStore{st, m}
 	var h *hub.Hub // set before the server starts, so before any stream
 	bcfg := p.bcfg
 	if c.subscriptions {
@@ -245,7 +250,11 @@ func (p *servePlan) serve(ctx context.Context, stdout io.Writer) error {
 	mux.Handle(hub.Path+"/", h)
 	mux.Handle(hub.HealthPath, withVersion(h))
 	inflight := newInflight(mux) // publishes in flight, which a drain waits for
-	mountOps(mux, b, st, closing.Load, inflight.collector())
+	mountOps(mux, b, st, closing.Load, append(m.collectors(), inflight.collector())...)
+	var accessLog *slog.Logger
+	if c.obs.accessLog {
+		accessLog = logger
+	}
 	var dash *web.Dashboard
 	if !c.noDashboard {
 		dash = web.New(b.Stats, web.Config{})
@@ -253,7 +262,7 @@ func (p *servePlan) serve(ctx context.Context, stdout io.Writer) error {
 		mux.Handle("GET /dashboard/", dash)
 	}
 	srv := &http.Server{
-		Handler:           inflight,
+		Handler:           observe(inflight, m, accessLog),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
 		Protocols:         c.tls.protocols(),

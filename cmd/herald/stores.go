@@ -60,7 +60,7 @@ func openStore(ctx context.Context, c serveConfig, logger *slog.Logger) (store.S
 		}
 		return st, func() { st.Close(); rdb.Close() }, nil
 	case "nats":
-		nc, err := nats.Connect(c.natsURL, nats.Name("herald"), nats.MaxReconnects(-1))
+		nc, err := nats.Connect(c.natsURL, append(natsLogOptions(logger), nats.Name("herald"), nats.MaxReconnects(-1))...)
 		if err != nil {
 			return nil, nil, fmt.Errorf("--nats-url %s: %w", c.natsURL, err)
 		}
