@@ -97,7 +97,7 @@ func parseArgs(fs *flag.FlagSet, args []string) error {
 	out, usage := fs.Output(), fs.Usage
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {}
-	err := fs.Parse(args)
+	err := fs.Parse(joinBoolArgs(fs, args))
 	fs.SetOutput(out)
 	fs.Usage = usage
 	if err == nil {
