@@ -210,7 +210,7 @@ func publishesFailed(cfg loadgen.Config, res loadgen.Result) error {
 	hint := ""
 	for _, code := range []int{http.StatusUnauthorized, http.StatusNotFound} {
 		if strings.Contains(res.PublishError, fmt.Sprintf("status %d ", code)) {
-			hint = refusalHint(code, cfg.PubURL)
+			hint = refusalHint(code, cfg.PubURL, cfg.PubHeader.Get("Authorization") != "" || cfg.Header.Get("Authorization") != "")
 		}
 	}
 	if hint == "" && cfg.PubHeader.Get("Authorization") == "" && cfg.Header.Get("Authorization") == "" {

@@ -11,8 +11,8 @@ import (
 
 // refusalHint returns advice to append to a hub's refusal of a request to
 // rawURL, or "": where the Mercure endpoint is after a 404 from another
-// path, why a token is refused after a 401.
-func refusalHint(status int, rawURL string) string {
+// path, why a token is refused after a 401 (when one was sent).
+func refusalHint(status int, rawURL string, sentToken bool) string {
 	switch status {
 	case http.StatusNotFound:
 		u, err := url.Parse(rawURL)
@@ -22,6 +22,9 @@ func refusalHint(status int, rawURL string) string {
 		return " (hint: the Mercure endpoint is at the path " + hub.Path + ": " +
 			u.Scheme + "://" + u.Host + hub.Path + ")"
 	case http.StatusUnauthorized:
+		if !sentToken {
+			return ""
+		}
 		return " (hint: the token is not signed with the hub's key. A hub started without" +
 			" --publisher-key generates a new key on every run, so a token from an earlier run" +
 			" is refused: use the token it printed this time, or start it with --publisher-key" +

@@ -239,7 +239,7 @@ func (p *publisher) publish(ctx context.Context, data string) (string, error) {
 		if r := oneLine(string(body)); r != "" {
 			msg += ": " + r
 		}
-		msg += refusalHint(resp.StatusCode, p.url)
+		msg += refusalHint(resp.StatusCode, p.url, req.Header.Get("Authorization") != "")
 		return "", &exitError{1, errors.New(msg)}
 	}
 	return strings.TrimSpace(string(body)), nil
