@@ -15,7 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/herald-sse/herald/broker"
 	"github.com/herald-sse/herald/hub"
+	"github.com/herald-sse/herald/sse"
 )
 
 // TestDrainOnShutdown shuts a running hub down while a publish is half
@@ -184,4 +186,69 @@ func TestDrainTimeout(t *testing.T) {
 func httptestRequest(method string) *http.Request {
 	r, _ := http.NewRequest(method, "http://hub"+hub.Path, nil)
 	return r
+}
+
+// TestDrainSpreadsReconnects shuts a hub with 200 open streams down with
+// --drain-spread 2s and records when each client would reconnect: the end
+// of its stream plus the last retry: it received. The reconnections must
+// be spread over the interval, not bunched. It needs the broker's Drain
+// (see drainer) and is skipped until the broker has it.
+func TestDrainSpreadsReconnects(t *testing.T) {
+	if _, ok := any((*broker.Broker)(nil)).(drainer); !ok {
+		t.Skip("broker.Broker has no Drain(ctx, spread) yet: the spread drain is not wired")
+	}
+	const streams, spread = 200, 2 * time.Second
+	bg, addr := startServe(t, "--drain-spread", spread.String(), "--shutdown-timeout", "5s", "--retry", "1s")
+	base := "http://" + addr
+	tr := &http.Transport{MaxConnsPerHost: 0}
+	t.Cleanup(tr.CloseIdleConnections)
+	c := &http.Client{Transport: tr}
+	reconnect := make([]time.Time, streams)
+	var wg sync.WaitGroup
+	for i := range streams {
+		resp, err := c.Get(base + hub.Path + "?topic=spread")
+		if err != nil {
+			t.Fatalf("stream %d: %v", i, err)
+		}
+		wg.Go(func() {
+			defer resp.Body.Close()
+			dec := sse.NewDecoder(resp.Body)
+			for {
+				if _, err := dec.Next(); err != nil {
+					reconnect[i] = time.Now().Add(dec.Retry())
+					return
+				}
+			}
+		})
+	}
+	waitFor(t, "the subscribers", func() bool { return metric(t, c, base, "herald_subscribers") == streams })
+	start := time.Now()
+	bg.cancel()
+	wg.Wait()
+	if res := bg.wait(t); res.code != 0 {
+		t.Errorf("herald serve after the drain: exit %d; stderr:\n%s", res.code, res.stderr)
+	}
+	// Count the reconnections per tenth of the spread: none may hold more
+	// than a quarter of them (uniform would be a tenth), and they must
+	// cover at least half of the spread.
+	buckets := map[int]int{}
+	first, last := reconnect[0], reconnect[0]
+	for _, r := range reconnect {
+		buckets[int(r.Sub(start)/(spread/10))]++
+		if r.Before(first) {
+			first = r
+		}
+		if r.After(last) {
+			last = r
+		}
+	}
+	for b, n := range buckets {
+		if n > streams/4 {
+			t.Errorf("%d of %d reconnections in [%v, %v) after SIGTERM, want them spread over %v; buckets %v",
+				n, streams, time.Duration(b)*spread/10, time.Duration(b+1)*spread/10, spread, buckets)
+		}
+	}
+	if got := last.Sub(first); got < spread/2 {
+		t.Errorf("reconnections spread over %v, want at least %v", got, spread/2)
+	}
 }
