@@ -241,6 +241,7 @@ func (p *servePlan) serve(ctx context.Context, stdout io.Writer) error {
 	}
 	ln, err := net.Listen("tcp", c.addr)
 	if err != nil {
+		tlsSrv.stop()
 		_ = b.Shutdown(context.Background())
 		return err
 	}
@@ -286,6 +287,7 @@ func (p *servePlan) serve(ctx context.Context, stdout io.Writer) error {
 		dbg, dln, err := debugServer(c.debugAddr, logger)
 		if err != nil {
 			ln.Close()
+			tlsSrv.stop()
 			_ = b.Shutdown(context.Background())
 			return err
 		}

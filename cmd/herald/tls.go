@@ -190,6 +190,20 @@ type tlsSetup struct {
 	// run, if set, runs until ctx is done (certificate reloads, the ACME
 	// HTTP listener). The serve errgroup owns it.
 	run []func(ctx context.Context) error
+	// cleanup releases what setup took (a listener, the SIGHUP
+	// notification) when the server does not get to run.
+	cleanup []func()
+}
+
+// stop releases what setup took, for a server that will not run. A nil
+// tlsSetup does nothing.
+func (s *tlsSetup) stop() {
+	if s == nil {
+		return
+	}
+	for _, f := range s.cleanup {
+		f()
+	}
 }
 
 // setupTLS returns the TLS configuration of the server, or nil when it
@@ -202,9 +216,11 @@ func (c *tlsConfig) setup(dataDir string, logger *slog.Logger) (*tlsSetup, error
 			return nil, err
 		}
 		cfg := &tls.Config{GetCertificate: r.GetCertificate, MinVersion: tls.VersionTLS12}
-		return &tlsSetup{config: cfg, run: []func(context.Context) error{
-			func(ctx context.Context) error { return r.watch(ctx, certPoll) },
-		}}, nil
+		return &tlsSetup{
+			config:  cfg,
+			run:     []func(context.Context) error{func(ctx context.Context) error { return r.watch(ctx, certPoll) }},
+			cleanup: []func(){func() { signal.Stop(r.hup) }},
+		}, nil
 	case len(c.acmeDomains) > 0:
 		return c.setupACME(dataDir, logger)
 	}
@@ -235,6 +251,7 @@ func (c *tlsConfig) setupACME(dataDir string, logger *slog.Logger) (*tlsSetup, e
 			ReadHeaderTimeout: 10 * time.Second,
 			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
 		}
+		s.cleanup = append(s.cleanup, func() { ln.Close() })
 		logger.Info("herald: ACME http-01 and redirect listening", "addr", ln.Addr().String())
 		s.run = append(s.run, func(ctx context.Context) error {
 			errc := make(chan error, 1)
