@@ -28,39 +28,51 @@ import (
 const pebbleVersion = "v2.10.3"
 
 // installPebble returns the paths of pebble and pebble-challtestsrv,
-// installing them on first use. It skips the test when they cannot be
-// installed, except under CI=true.
+// installing them on first use.
 func installPebble(t *testing.T) (pebble, challtestsrv string) {
+	t.Helper()
+	dir := installGoTools(t, "pebble-"+pebbleVersion,
+		"github.com/letsencrypt/pebble/v2/cmd/pebble@"+pebbleVersion,
+		"github.com/letsencrypt/pebble/v2/cmd/pebble-challtestsrv@"+pebbleVersion)
+	return filepath.Join(dir, "pebble"), filepath.Join(dir, "pebble-challtestsrv")
+}
+
+// installGoTools installs the Go programs pkgs (path@version) with `go
+// install` into name under the user's cache directory, once, outside
+// this module's go.mod, and returns that directory. It skips the test
+// when they cannot be installed (no module proxy), except under CI=true.
+func installGoTools(t *testing.T, name string, pkgs ...string) string {
 	t.Helper()
 	cache, err := os.UserCacheDir()
 	if err != nil {
 		cache = os.TempDir()
 	}
-	dir := filepath.Join(cache, "herald-test", "pebble-"+pebbleVersion)
-	pebble, challtestsrv = filepath.Join(dir, "pebble"), filepath.Join(dir, "pebble-challtestsrv")
-	if _, err := os.Stat(challtestsrv); err == nil {
-		return pebble, challtestsrv
+	dir := filepath.Join(cache, "herald-test", name)
+	done := filepath.Join(dir, ".installed")
+	if _, err := os.Stat(done); err == nil {
+		return dir
 	}
 	gobin, err := exec.LookPath("go")
 	if err == nil {
-		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
+		ctx, cancel := context.WithTimeout(t.Context(), 15*time.Minute)
 		defer cancel()
-		cmd := exec.CommandContext(ctx, gobin, "install",
-			"github.com/letsencrypt/pebble/v2/cmd/pebble@"+pebbleVersion,
-			"github.com/letsencrypt/pebble/v2/cmd/pebble-challtestsrv@"+pebbleVersion)
+		cmd := exec.CommandContext(ctx, gobin, append([]string{"install"}, pkgs...)...)
 		cmd.Env = append(os.Environ(), "GOBIN="+dir, "GOFLAGS=")
 		var out []byte
 		if out, err = cmd.CombinedOutput(); err != nil {
 			err = fmt.Errorf("%w\n%s", err, out)
 		}
 	}
+	if err == nil {
+		err = os.WriteFile(done, nil, 0o644)
+	}
 	if err != nil {
 		if os.Getenv("CI") == "true" {
-			t.Fatalf("install pebble %s (CI=true): %v", pebbleVersion, err)
+			t.Fatalf("go install %s (CI=true): %v", strings.Join(pkgs, " "), err)
 		}
-		t.Skipf("pebble %s not installable (needs the Go module proxy): %v", pebbleVersion, err)
+		t.Skipf("go install %s failed (needs the Go module proxy): %v", strings.Join(pkgs, " "), err)
 	}
-	return pebble, challtestsrv
+	return dir
 }
 
 // freePort returns a loopback port that was free a moment ago.

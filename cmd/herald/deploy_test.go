@@ -159,11 +159,18 @@ http {
 			t.Logf("nginx output:\n%s\nerror.log:\n%s", out.String(), log)
 		}
 	})
+	checkProxy(t, "nginx", fmt.Sprintf("http://127.0.0.1:%d", port))
+}
+
+// checkProxy streams through a reverse proxy at base in front of a hub:
+// events arrive one by one as they are published, publishes go through,
+// and a reconnection with Last-Event-ID replays what was missed.
+func checkProxy(t *testing.T, proxy, base string) {
+	t.Helper()
 	tr := &http.Transport{}
 	t.Cleanup(tr.CloseIdleConnections)
 	c := &http.Client{Transport: tr}
-	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	waitFor(t, "nginx to proxy /healthz", func() bool {
+	waitFor(t, proxy+" to proxy /healthz", func() bool {
 		resp, err := c.Get(base + hub.HealthPath)
 		if err != nil {
 			return false
@@ -172,7 +179,7 @@ http {
 		return resp.StatusCode == http.StatusOK
 	})
 
-	const topic = "urn:herald:nginx"
+	const topic = "urn:herald:proxy"
 	subscribe := func(lastID string) (*sse.Decoder, func()) {
 		ctx, cancel := context.WithCancel(t.Context())
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+hub.Path+"?topic="+url.QueryEscape(topic), nil)
@@ -182,11 +189,11 @@ http {
 		resp, err := c.Do(req)
 		if err != nil {
 			cancel()
-			t.Fatalf("subscribe through nginx: %v", err)
+			t.Fatalf("subscribe through %s: %v", proxy, err)
 		}
 		if ct := resp.Header.Get("Content-Type"); resp.StatusCode != http.StatusOK || !strings.HasPrefix(ct, "text/event-stream") {
 			cancel()
-			t.Fatalf("subscribe through nginx: %s, Content-Type %q", resp.Status, ct)
+			t.Fatalf("subscribe through %s: %s, Content-Type %q", proxy, resp.Status, ct)
 		}
 		return sse.NewDecoder(resp.Body), func() { cancel(); resp.Body.Close() }
 	}
@@ -203,11 +210,11 @@ http {
 		select {
 		case r := <-ch:
 			if r.err != nil {
-				t.Fatalf("event through nginx: %v", r.err)
+				t.Fatalf("event through %s: %v", proxy, r.err)
 			}
 			return r.ev
 		case <-time.After(5 * time.Second):
-			t.Fatal("event through nginx: nothing after 5s (buffered?)")
+			t.Fatalf("event through %s: nothing after 5s (buffered?)", proxy)
 		}
 		return sse.Event{}
 	}
@@ -219,7 +226,7 @@ http {
 		publish(t, c, base+hub.Path, topic, fmt.Sprintf("live %d", i))
 		ev := next(dec)
 		if want := fmt.Sprintf("live %d", i); ev.Data != want {
-			t.Fatalf("event %d through nginx: %q, want %q", i, ev.Data, want)
+			t.Fatalf("event %d through %s: %q, want %q", i, proxy, ev.Data, want)
 		}
 		lastID = ev.ID
 	}
@@ -231,7 +238,70 @@ http {
 	defer stop()
 	for _, want := range []string{"missed 1", "missed 2"} {
 		if ev := next(dec); ev.Data != want {
-			t.Fatalf("replay through nginx after Last-Event-ID %s: %q, want %q", lastID, ev.Data, want)
+			t.Fatalf("replay through %s after Last-Event-ID %s: %q, want %q", proxy, lastID, ev.Data, want)
 		}
 	}
+}
+
+// caddyVersion is the Caddy that TestCaddyProxy runs, installed with `go
+// install` into the user cache (Debian 12 has no Caddy package).
+const caddyVersion = "v2.11.9"
+
+// TestCaddyProxy runs a real Caddy with deploy/caddy/herald-proxy.caddy
+// in front of a hub and streams through it, as TestNginxProxy does.
+func TestCaddyProxy(t *testing.T) {
+	if testing.Short() {
+		t.Skip("installs and runs Caddy")
+	}
+	caddy := filepath.Join(installGoTools(t, "caddy-"+caddyVersion, "github.com/caddyserver/caddy/v2/cmd/caddy@"+caddyVersion), "caddy")
+	snippet, err := filepath.Abs(filepath.Join(deployDir, "caddy", "herald-proxy.caddy"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, heraldAddr := startServe(t)
+	dir := t.TempDir()
+	port := freePort(t)
+	conf := fmt.Sprintf(`{
+	admin off
+	auto_https off
+	storage file_system %[1]s
+	persist_config off
+}
+http://127.0.0.1:%[2]d {
+	import %[3]s %[4]s
+}
+`, dir, port, snippet, heraldAddr)
+	confFile := filepath.Join(dir, "Caddyfile")
+	if err := os.WriteFile(confFile, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(caddy, "validate", "--config", confFile, "--adapter", "caddyfile").CombinedOutput(); err != nil {
+		t.Fatalf("caddy validate: %v\n%s", err, out)
+	}
+	// The site example must adapt too (its certificates are not fetched).
+	if out, err := exec.Command(caddy, "adapt", "--config", filepath.Join(deployDir, "caddy", "Caddyfile"), "--validate").CombinedOutput(); err != nil {
+		t.Errorf("caddy adapt --validate deploy/caddy/Caddyfile: %v\n%s", err, out)
+	}
+	cmd := exec.Command(caddy, "run", "--config", confFile, "--adapter", "caddyfile")
+	cmd.Env = append(heraldEnv(), "HOME="+dir, "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir)
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start caddy: %v", err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		if t.Failed() {
+			t.Logf("caddy output:\n%s", out.String())
+		}
+	})
+	checkProxy(t, "caddy", fmt.Sprintf("http://127.0.0.1:%d", port))
 }
