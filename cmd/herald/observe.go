@@ -39,6 +39,7 @@ type metrics struct {
 	publish *prometheus.HistogramVec // by status code
 	append  *prometheus.HistogramVec // by result
 	lookups *prometheus.CounterVec   // by result
+	answers *prometheus.CounterVec   // by route and status code
 }
 
 func newMetrics() *metrics {
@@ -54,6 +55,11 @@ func newMetrics() *metrics {
 			Help:    "Time the history store takes to append an update, by result (ok or error).",
 			Buckets: buckets,
 		}, []string{"result"}),
+		answers: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "herald", Name: "responses_total",
+			Help: "Responses by route (publish, subscribe, subscriptions, other) and status code: refusals are the 4xx and 5xx " +
+				"(401 no or bad token, 403 topic not authorized, 400 bad request, 413 body too large, 503 subscriber limit or shutdown).",
+		}, []string{"route", "code"}),
 		lookups: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "herald", Name: "replay_lookups_total",
 			Help: "Last-Event-ID lookups of reconnecting subscribers, by result: hit (replay from it), miss (id not in history), error.",
@@ -62,7 +68,7 @@ func newMetrics() *metrics {
 }
 
 func (m *metrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.publish, m.append, m.lookups}
+	return []prometheus.Collector{m.publish, m.append, m.lookups, m.answers}
 }
 
 // timedStore measures a store's appends and lookups. The broker only
@@ -96,22 +102,20 @@ func (s timedStore) Lookup(ctx context.Context, id string) (uint64, error) {
 	return seq, err
 }
 
-// observe wraps h: publish latency always, and the access log when
-// logger is not nil.
+// observe wraps h: responses by route and code and publish latency
+// always, and the access log when access is not nil.
 func observe(h http.Handler, m *metrics, access *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		isPublish := r.Method == http.MethodPost && r.URL.Path == hub.Path
-		if !isPublish && access == nil {
-			h.ServeHTTP(w, r)
-			return
-		}
+		route := routeOf(r)
 		start := time.Now()
 		rec := &recorder{ResponseWriter: w}
 		h.ServeHTTP(rec, r)
 		d := time.Since(start)
 		code := rec.status()
-		if isPublish {
-			m.publish.WithLabelValues(strconv.Itoa(code)).Observe(d.Seconds())
+		status := strconv.Itoa(code)
+		m.answers.WithLabelValues(route, status).Inc()
+		if route == "publish" {
+			m.publish.WithLabelValues(status).Observe(d.Seconds())
 		}
 		if access != nil {
 			access.Info("http request",
@@ -128,6 +132,19 @@ func observe(h http.Handler, m *metrics, access *slog.Logger) http.Handler {
 			)
 		}
 	})
+}
+
+// routeOf classifies a request for the response counters.
+func routeOf(r *http.Request) string {
+	switch {
+	case r.URL.Path == hub.Path && r.Method == http.MethodPost:
+		return "publish"
+	case r.URL.Path == hub.Path && r.Method == http.MethodGet:
+		return "subscribe"
+	case strings.HasPrefix(r.URL.Path, hub.Path+"/subscriptions"):
+		return "subscriptions"
+	}
+	return "other"
 }
 
 // redactQuery hides the values of query parameters that may carry a

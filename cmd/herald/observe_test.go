@@ -79,6 +79,21 @@ func TestLatencyMetrics(t *testing.T) {
 	c := &http.Client{Transport: tr}
 	publish(t, c, base+hub.Path, "m", "one")
 	publish(t, c, base+hub.Path, "m", "two")
+	// Refusals: a publish with a token of another key, a subscription
+	// without a topic.
+	other, err := signWith("another-key-0123456789abcdef0123456789")
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodPost, base+hub.Path, strings.NewReader("topic=m&data=x"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Authorization", "Bearer "+other)
+	if resp, err := c.Do(req); err == nil {
+		resp.Body.Close()
+	}
+	if resp, err := c.Get(base + hub.Path); err == nil {
+		resp.Body.Close()
+	}
 	for _, lastID := range []string{"urn:uuid:not-in-history", ""} {
 		ctx, cancel := context.WithCancel(t.Context())
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+hub.Path+"?topic=m&lastEventID="+url.QueryEscape(lastID), nil)
@@ -92,6 +107,9 @@ func TestLatencyMetrics(t *testing.T) {
 		`herald_publish_duration_seconds_count{code="200"}`:       2,
 		`herald_store_append_duration_seconds_count{result="ok"}`: 2,
 		`herald_replay_lookups_total{result="miss"}`:              1,
+		`herald_responses_total{code="200",route="publish"}`:      2,
+		`herald_responses_total{code="401",route="publish"}`:      1,
+		`herald_responses_total{code="400",route="subscribe"}`:    1,
 	} {
 		if got := metric(t, c, base, regexpQuote(name)); got != want {
 			t.Errorf("/metrics %s = %v, want %v", name, got, want)
