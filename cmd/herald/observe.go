@@ -192,9 +192,22 @@ func (r *recorder) Write(p []byte) (int, error) {
 	return n, err
 }
 
-func (r *recorder) Flush() {
-	_ = http.NewResponseController(r.ResponseWriter).Flush()
+// FlushError is what http.ResponseController.Flush calls: it reaches the
+// connection without allocating a controller per flush (a stream on the
+// goroutine writer flushes after every event).
+func (r *recorder) FlushError() error {
+	switch f := r.ResponseWriter.(type) {
+	case interface{ FlushError() error }:
+		return f.FlushError()
+	case http.Flusher:
+		f.Flush()
+		return nil
+	}
+	return http.NewResponseController(r.ResponseWriter).Flush()
 }
+
+// Flush is for callers that still assert http.Flusher.
+func (r *recorder) Flush() { _ = r.FlushError() }
 
 func (r *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	conn, brw, err := http.NewResponseController(r.ResponseWriter).Hijack()
