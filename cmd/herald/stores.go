@@ -92,8 +92,8 @@ func openEngine(ctx context.Context, c serveConfig, logger *slog.Logger) (store.
 		// down. No reconnect buffer: a publish while disconnected fails at
 		// once (not stored) instead of being sent later, after its
 		// publisher was told it timed out.
-		nc, err := nats.Connect(c.natsURL, nats.Name("herald"), nats.MaxReconnects(-1),
-			nats.RetryOnFailedConnect(true), nats.ReconnectBufSize(-1))
+		nc, err := nats.Connect(c.natsURL, append(natsLogOptions(logger), nats.Name("herald"), nats.MaxReconnects(-1),
+			nats.RetryOnFailedConnect(true), nats.ReconnectBufSize(-1))...)
 		if err != nil {
 			return nil, nil, &exitError{2, fmt.Errorf("--nats-url %s: %w", c.natsURL, err)}
 		}
