@@ -39,7 +39,7 @@ type env struct {
 	st  store.Store
 }
 
-func newEnv(t *testing.T, cfg hub.Config) *env {
+func newEnv(t testing.TB, cfg hub.Config) *env {
 	t.Helper()
 	st := memstore.New(memstore.Config{})
 	b, err := broker.New(st, broker.Config{})
