@@ -20,7 +20,7 @@ import (
 // mountOps adds the operational endpoints: /metrics (Prometheus) and
 // /readyz (the store answers and the broker is not shutting down).
 // /healthz is served by the hub itself.
-func mountOps(mux *http.ServeMux, b *broker.Broker, st store.Store, closing func() bool) {
+func mountOps(mux *http.ServeMux, b *broker.Broker, st store.Store, closing func() bool, extra ...prometheus.Collector) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		collectors.NewGoCollector(),
@@ -42,6 +42,7 @@ func mountOps(mux *http.ServeMux, b *broker.Broker, st store.Store, closing func
 		counter("deliveries_total", "Update deliveries queued to subscribers.", func(s broker.Stats) float64 { return float64(s.Delivered) }),
 		counter("slow_disconnects_total", "Subscribers disconnected for falling too far behind.", func(s broker.Stats) float64 { return float64(s.Dropped) }),
 	)
+	reg.MustRegister(extra...)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")

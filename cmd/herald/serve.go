@@ -55,6 +55,7 @@ type serveConfig struct {
 	natsSubject     string
 	natsReplicas    int
 	subscriptions   bool
+	limits          limitsConfig
 }
 
 func (c *serveConfig) flags(fs *flag.FlagSet) {
@@ -87,6 +88,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.noDashboard, "no-dashboard", false, "do not serve the dashboard at / and its stats stream at /dashboard/stats")
 	fs.BoolVar(&c.ioUring, "io-uring", true, "batch parked streams' writes with io_uring (falls back to sendmsg where the kernel refuses it)")
 	fs.BoolVar(&c.subscriptions, "subscriptions", false, "publish Mercure subscription events and serve the subscriptions API at /.well-known/mercure/subscriptions")
+	c.limits.flags(fs)
 	fs.StringVar(&c.debugAddr, "debug-addr", "", "if set, serve Go's /debug/pprof profiles on this separate address (keep it private, e.g. 127.0.0.1:6060)")
 }
 
@@ -130,6 +132,10 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 }
 
 func serve(ctx context.Context, c serveConfig, logger *slog.Logger, stdout io.Writer) error {
+	lim, err := c.limits.newLimiter(logger)
+	if err != nil {
+		return err
+	}
 	pubKey := []byte(c.publisherKey)
 	if len(pubKey) == 0 && !c.publishAnon {
 		pubKey = make([]byte, 32)
@@ -192,12 +198,13 @@ func serve(ctx context.Context, c serveConfig, logger *slog.Logger, stdout io.Wr
 		_ = b.Shutdown(context.Background())
 		return err
 	}
+	ln = lim.Listener(ln)
 	var closing atomic.Bool
 	mux := http.NewServeMux()
 	mux.Handle(hub.Path, h)
 	mux.Handle(hub.Path+"/", h)
 	mux.Handle(hub.HealthPath, h)
-	mountOps(mux, b, st, closing.Load)
+	mountOps(mux, b, st, closing.Load, newLimitsCollector(lim, h))
 	var dash *web.Dashboard
 	if !c.noDashboard {
 		dash = web.New(b.Stats, web.Config{})
@@ -205,8 +212,11 @@ func serve(ctx context.Context, c serveConfig, logger *slog.Logger, stdout io.Wr
 		mux.Handle("GET /dashboard/", dash)
 	}
 	srv := &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: 10 * time.Second,
+		Handler:           lim.Handler(mux),
+		ReadHeaderTimeout: c.limits.readHeaderTimeout,
+		IdleTimeout:       c.limits.idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ConnContext:       lim.ConnContext,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
 	}
 	if dash != nil {
