@@ -35,6 +35,17 @@ const (
 	// list of selectors (one subscription, one token) may name in all, which
 	// bounds what one subscriber costs each update.
 	MaxRequestTemplateVariables = 100
+	// MaxRequestSelectorBytes is the total length of one list of
+	// selectors, which bounds the memory one subscriber holds for them.
+	MaxRequestSelectorBytes = 32 << 10
+	// MaxRequestTemplateBytes is the total length of the URI templates in
+	// one list of selectors. A compiled template holds about 50 bytes per
+	// byte of its text (the regular expression has an instruction per
+	// literal byte), so this and MaxRequestTemplateVariables bound the
+	// compiled templates of one subscriber to about 200 KB (measured: 202
+	// KB for two templates of 2 KiB, 192 KB for 100 short templates of
+	// one variable).
+	MaxRequestTemplateBytes = 4 << 10
 )
 
 // SelectorError reports a selector that cannot be compiled. Reason is a
@@ -58,7 +69,7 @@ func (e *SelectorError) Error() string {
 // compile (with [NewMatcher]) after. A nil error does not mean a template
 // is valid: only compiling tells.
 func CheckSelectors(selectors []string) error {
-	total := 0
+	total, size, tsize := 0, 0, 0
 	for _, s := range selectors {
 		switch {
 		case s == "":
@@ -66,7 +77,15 @@ func CheckSelectors(selectors []string) error {
 		case len(s) > MaxSelectorLen:
 			return &SelectorError{s, fmt.Sprintf("longer than %d bytes (%d)", MaxSelectorLen, len(s))}
 		}
+		if size += len(s); size > MaxRequestSelectorBytes {
+			return &SelectorError{s, fmt.Sprintf("the selectors are longer than %d bytes in all", MaxRequestSelectorBytes)}
+		}
 		exprs, vars := templateSize(s)
+		if exprs > 0 {
+			if tsize += len(s); tsize > MaxRequestTemplateBytes {
+				return &SelectorError{s, fmt.Sprintf("the templates are longer than %d bytes in all", MaxRequestTemplateBytes)}
+			}
+		}
 		switch {
 		case exprs > MaxTemplateExpressions:
 			return &SelectorError{s, fmt.Sprintf("more than %d template expressions (%d)", MaxTemplateExpressions, exprs)}
@@ -282,10 +301,10 @@ type cacheEntry struct {
 const maxCachedTemplateBytes = 16 << 20
 
 // templateCost estimates the heap held by a compiled template: measured at
-// 8 to 16 bytes per byte of the regular expression, plus the source and
-// the entry.
+// 13 (variables) to 48 (literal text) bytes per byte of the regular
+// expression, plus the source and the entry.
 func templateCost(src string, re *regexp.Regexp) int {
-	return 16*len(re.String()) + len(src) + 256
+	return 48*len(re.String()) + len(src) + 256
 }
 
 // TemplateCacheBytes returns the estimated bytes held by the template
