@@ -18,7 +18,7 @@ import (
 // 10 expressions of 10 variables takes 235 µs to match a 100-byte topic.
 // At these limits one template costs at most about 55 µs per 100-byte
 // topic of reserved characters (1 µs for a short topic), and one list of
-// selectors (one subscription) about 300 µs; see BenchmarkMatcherShared
+// selectors (one subscription) about 150 µs; see BenchmarkMatcherShared
 // and docs/DESIGN.md. [CheckSelectors] and [NewMatcher] refuse a selector
 // beyond them, before compiling anything.
 const (
@@ -34,7 +34,7 @@ const (
 	// MaxRequestTemplateVariables is the number of template variables one
 	// list of selectors (one subscription, one token) may name in all, which
 	// bounds what one subscriber costs each update.
-	MaxRequestTemplateVariables = 100
+	MaxRequestTemplateVariables = 50
 	// MaxRequestSelectorBytes is the total length of one list of
 	// selectors, which bounds the memory one subscriber holds for them.
 	MaxRequestSelectorBytes = 32 << 10
@@ -42,10 +42,10 @@ const (
 	// one list of selectors. A compiled template holds about 50 bytes per
 	// byte of its text (the regular expression has an instruction per
 	// literal byte), so this and MaxRequestTemplateVariables bound the
-	// compiled templates of one subscriber to about 200 KB (measured: 202
+	// compiled templates of one subscriber to about 100 KB (measured: 202
 	// KB for two templates of 2 KiB, 192 KB for 100 short templates of
 	// one variable).
-	MaxRequestTemplateBytes = 4 << 10
+	MaxRequestTemplateBytes = 2 << 10
 )
 
 // SelectorError reports a selector that cannot be compiled. Reason is a

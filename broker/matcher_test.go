@@ -36,7 +36,7 @@ func TestMatcherLimits(t *testing.T) {
 		reason    string // "" means accepted
 	}{
 		{"at length limit", []string{long[:broker.MaxSelectorLen]}, ""},
-		{"template bytes", []string{long[:2000] + "{a}", long[:2000] + "{b}", long[:2000] + "{c}"}, "templates are longer than 4096 bytes in all"},
+		{"template bytes", []string{long[:2000] + "{a}", long[:2000] + "{b}", long[:2000] + "{c}"}, "templates are longer than 2048 bytes in all"},
 		{"over length limit", []string{long}, "longer than 2048 bytes"},
 		{"391 KB template", []string{"https://example.com/{+" + strings.Repeat("a", 391<<10) + "}"}, "longer than 2048 bytes"},
 		{"expressions at limit", []string{vars(broker.MaxTemplateExpressions, 1)}, ""},
@@ -44,7 +44,7 @@ func TestMatcherLimits(t *testing.T) {
 		{"variables at limit", []string{vars(1, broker.MaxTemplateVariables)}, ""},
 		{"too many variables", []string{vars(1, broker.MaxTemplateVariables+1)}, "more than 20 template variables (21)"},
 		{"1002 variables", []string{"{" + strings.Repeat("a,", 1001) + "a}"}, "more than 20 template variables (1002)"},
-		{"request budget", []string{vars(1, 20), vars(2, 10), vars(4, 5), vars(5, 4), vars(10, 2), vars(1, 1)}, "more than 100 template variables in all"},
+		{"request budget", []string{vars(1, 20), vars(2, 10), vars(4, 5), vars(5, 4), vars(10, 2), vars(1, 1)}, "more than 50 template variables in all"},
 		{"empty", []string{"a", ""}, "empty selector"},
 		{"request bytes", slices.Repeat([]string{long[:2000]}, 17), "longer than 32768 bytes in all"},
 		{"invalid template", []string{"https://example.com/{unclosed"}, "topic selector"},

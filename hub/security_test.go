@@ -45,7 +45,7 @@ func TestSubscribeSelectorLimits(t *testing.T) {
 		{"1002 variables", []string{vars(1002)}, "more than 20 template variables (1002)"},
 		{"21 variables", []string{vars(21)}, "more than 20 template variables (21)"},
 		{"21 expressions", []string{strings.Repeat("{a}", 21)}, "more than 20 template expressions (21)"},
-		{"budget", slices.Repeat([]string{vars(20)}, 6), "more than 100 template variables in all"},
+		{"budget", slices.Repeat([]string{vars(20)}, 3), "more than 50 template variables in all"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
