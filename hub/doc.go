@@ -14,6 +14,10 @@
 //     for clients that cannot set headers, asks for replay; when both are
 //     present the header wins. The stream itself, including the
 //     Last-Event-ID response header, is written by [broker.Broker.Subscribe].
+//     Selectors beyond the limits of [broker.CheckSelectors] are refused with
+//     400 before the token is verified, and compiled only after it; a replay
+//     id longer than [store.MaxIDLen] or holding a control character is
+//     refused with 400, so it is never echoed in a header.
 //   - POST /.well-known/mercure publishes (see below).
 //   - OPTIONS /.well-known/mercure answers CORS preflight requests.
 //   - GET or HEAD /healthz answers 200 "ok".
