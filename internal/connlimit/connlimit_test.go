@@ -3,6 +3,7 @@ package connlimit_test
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -10,6 +11,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -293,5 +295,35 @@ func TestConnsPerIP(t *testing.T) {
 	}
 	if _, resp := rawRequest(t, addr, req); resp.StatusCode != http.StatusOK {
 		t.Errorf("connection after one closed: %d, want 200", resp.StatusCode)
+	}
+}
+
+// failingListener fails every Accept with err.
+type failingListener struct {
+	net.Listener
+	err error
+}
+
+func (l failingListener) Accept() (net.Conn, error) { return nil, l.err }
+
+func TestAcceptErrorsCountedAndLogged(t *testing.T) {
+	var logs bytes.Buffer
+	l := mustNew(t, connlimit.Config{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	ln := l.Listener(failingListener{err: &net.OpError{Op: "accept", Net: "tcp", Err: syscall.EMFILE}})
+	for range 5 {
+		if _, err := ln.Accept(); !errors.Is(err, syscall.EMFILE) {
+			t.Fatalf("Accept() error = %v, want EMFILE passed on", err)
+		}
+	}
+	if got := l.Stats().AcceptErrors; got != 5 {
+		t.Errorf("Stats().AcceptErrors = %d, want 5", got)
+	}
+	if n := strings.Count(logs.String(), "level=WARN"); n != 1 || !strings.Contains(logs.String(), "too many open files") {
+		t.Errorf("logged %d WARN lines, want 1 naming the error (rate-limited):\n%s", n, logs.String())
+	}
+	closed := l.Listener(failingListener{err: net.ErrClosed})
+	closed.Accept()
+	if got := l.Stats().AcceptErrors; got != 5 {
+		t.Errorf("after a closed listener's error Stats().AcceptErrors = %d, want still 5", got)
 	}
 }
