@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/yosida95/uritemplate/v3"
 )
@@ -56,11 +57,18 @@ type SelectorError struct {
 }
 
 func (e *SelectorError) Error() string {
-	s := e.Selector
-	if len(s) > 64 {
-		s = s[:64] + "…"
+	return fmt.Sprintf("broker: topic selector %q: %s", shorten(e.Selector, 64), e.Reason)
+}
+
+// shorten cuts s to at most n bytes, at a rune boundary, marking the cut.
+func shorten(s string, n int) string {
+	if len(s) <= n {
+		return s
 	}
-	return fmt.Sprintf("broker: topic selector %q: %s", s, e.Reason)
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }
 
 // CheckSelectors reports the first selector that exceeds the limits above
@@ -365,7 +373,8 @@ func compileTemplate(s string) (*template, error) {
 func templateRegexp(s string) (re *regexp.Regexp, err error) {
 	t, err := uritemplate.New(s)
 	if err != nil {
-		return nil, &SelectorError{s, strings.TrimPrefix(err.Error(), "uritemplate: ")}
+		// The parser's message quotes the template: keep it short.
+		return nil, &SelectorError{s, shorten(strings.TrimPrefix(err.Error(), "uritemplate: "), 120)}
 	}
 	defer func() {
 		if p := recover(); p != nil {
