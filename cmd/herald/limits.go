@@ -11,6 +11,7 @@ import (
 
 	"github.com/herald-sse/herald/hub"
 	"github.com/herald-sse/herald/internal/connlimit"
+	"github.com/herald-sse/herald/web"
 )
 
 const (
@@ -67,7 +68,7 @@ func (c *limitsConfig) newLimiter(logger *slog.Logger) (*connlimit.Limiter, erro
 // isStream reports whether r asks for an event stream: a subscription or
 // the dashboard's stats.
 func isStream(r *http.Request) bool {
-	return r.Method == http.MethodGet && (r.URL.Path == hub.Path || r.URL.Path == "/dashboard/stats")
+	return r.Method == http.MethodGet && (r.URL.Path == hub.Path || r.URL.Path == web.StatsPath)
 }
 
 // limitsCollector exports the counters of the limiter and the hub to
