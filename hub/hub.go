@@ -145,6 +145,9 @@ type Hub struct {
 
 	feed      *presenceFeed // nil unless Config.Subscriptions
 	closeOnce sync.Once
+
+	refusals  counters // see Refusals
+	authFails counters // see AuthFailures
 }
 
 // New validates cfg and returns a hub that serves b. The hub keeps its own

@@ -66,6 +66,7 @@ type serveConfig struct {
 	tls         tlsConfig
 	drain       drainConfig
 	obs         obsConfig
+	limits      limitsConfig
 }
 
 func (c *serveConfig) flags(fs *flag.FlagSet) {
@@ -110,6 +111,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.tokens.audience, "jwt-audience", "", "if set, tokens must carry this aud claim (Mercure 1.0: the hub's URL, which is then also the base of relative URL patterns)")
 	fs.BoolVar(&c.tokens.legacyTokens, "mercure-claim-tokens", true, "accept classic tokens with a mercure claim beside Mercure 1.0 at+jwt access tokens")
 	fs.BoolVar(&c.tokens.reusedIDs, "allow-reused-ids", false, "accept a publish whose id is already taken, giving the update a new id (default: 409)")
+	c.limits.flags(fs)
 	fs.StringVar(&c.debugAddr, "debug-addr", "", "if set, serve Go's /debug/pprof profiles on this separate address (keep it private, e.g. 127.0.0.1:6060)")
 	fs.StringVar(&c.configFile, configFlag, "", "read flags not given on the command line or in HERALD_* from this TOML file (keys are flag names)")
 	fs.BoolVar(&c.printConfig, "print-config", false, "print the effective configuration (secrets masked) as TOML and exit")
@@ -230,6 +232,10 @@ func newServePlan(c serveConfig, logger *slog.Logger) (*servePlan, error) {
 
 func (p *servePlan) serve(ctx context.Context, stdout io.Writer) error {
 	c, logger := p.c, p.logger
+	lim, err := c.limits.newLimiter(logger)
+	if err != nil {
+		return err
+	}
 	pubVerifier, subVerifier, baseURL, closeKeys, err := verifiers(ctx, c.tokens, p.hcfg.PublisherKey, p.hcfg.SubscriberKey, logger)
 	if err != nil {
 		return err
@@ -280,6 +286,7 @@ func (p *servePlan) serve(ctx context.Context, stdout io.Writer) error {
 		_ = b.Shutdown(context.Background())
 		return err
 	}
+	ln = lim.Listener(ln)
 	var closing atomic.Bool
 	mux := http.NewServeMux()
 	mux.Handle(hub.Path, h)
@@ -287,7 +294,7 @@ func (p *servePlan) serve(ctx context.Context, stdout io.Writer) error {
 	mux.Handle(hub.HealthPath, withVersion(h))
 	mux.Handle(hub.ResourceMetadataPath, h)
 	inflight := newInflight(mux) // publishes in flight, which a drain waits for
-	mountOps(mux, b, st, closing.Load, append(m.collectors(), inflight.collector())...)
+	mountOps(mux, b, st, closing.Load, append(m.collectors(), inflight.collector(), newLimitsCollector(lim, h))...)
 	var accessLog *slog.Logger
 	if c.obs.accessLog {
 		accessLog = logger
@@ -299,8 +306,11 @@ func (p *servePlan) serve(ctx context.Context, stdout io.Writer) error {
 		mux.Handle("GET /dashboard/", dash)
 	}
 	srv := &http.Server{
-		Handler:           observe(inflight, m, accessLog),
-		ReadHeaderTimeout: 10 * time.Second,
+		Handler:           lim.Handler(observe(inflight, m, accessLog)),
+		ReadHeaderTimeout: c.limits.readHeaderTimeout,
+		IdleTimeout:       c.limits.idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ConnContext:       lim.ConnContext,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
 		Protocols:         c.tls.protocols(),
 		HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: c.tls.h2MaxStreams},
