@@ -233,6 +233,7 @@ type Broker struct {
 
 	cache *replayCache
 	arena arena       // the tail's
+	memo  Memo        // the tail's: template results of the update being dispatched
 	ready atomic.Bool // the tail knows the log's position and its last read succeeded
 
 	// Parked streams that ended, for the reaper to unregister.
@@ -506,22 +507,26 @@ func (b *Broker) dispatch(u *store.Update) {
 			return
 		}
 		s.lastSeq = u.Seq
-		if u.Private && !s.private.MatchAny(u.Topics) {
+		if u.Private && !s.private.MatchMemo(&b.memo) {
 			return
 		}
 		if s.enqueue(buf) {
 			n++
 		}
 	}
-	b.matching(u.Topics, deliver)
+	b.memo.Reset(u.Topics)
+	b.matching(u.Topics, &b.memo, deliver)
 	b.delivered.Add(uint64(n))
 }
 
 // matching calls fn for every open stream whose selectors match one of
 // topics: those indexed by exact topic, then the wildcard ones tested one by
 // one. fn sees a stream once per matching exact topic, so it deduplicates
-// updates with several topics. b.mu must be held (read or write).
-func (b *Broker) matching(topics []string, fn func(*subscriber)) {
+// updates with several topics. With mm (reset to topics), each distinct
+// URI template is matched once for all the streams that hold it, so a
+// thousand streams sharing one costly template cost one match per update.
+// b.mu must be held (read or write).
+func (b *Broker) matching(topics []string, mm *Memo, fn func(*subscriber)) {
 	for _, t := range topics {
 		set := b.exact[t]
 		for _, s := range set.few {
@@ -532,7 +537,7 @@ func (b *Broker) matching(topics []string, fn func(*subscriber)) {
 		}
 	}
 	for s := range b.wild {
-		if s.topics.MatchAny(topics) {
+		if mm != nil && s.topics.MatchMemo(mm) || mm == nil && s.topics.MatchAny(topics) {
 			fn(s)
 		}
 	}

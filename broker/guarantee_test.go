@@ -481,3 +481,32 @@ func TestSubscriptionUntil(t *testing.T) {
 		})
 	}
 }
+
+// TestDispatchSharesTemplateMatches: streams that share a URI template are
+// matched through the tail's memo, once per distinct template and update.
+func TestDispatchSharesTemplateMatches(t *testing.T) {
+	st := memstore.New(memstore.Config{})
+	defer st.Close()
+	b, err := broker.New(st, broker.Config{NoPark: true, Heartbeat: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Shutdown(context.Background())
+	var subs []*broker.BenchSubscriber
+	for range 100 {
+		subs = append(subs, b.RegisterForBench([]string{"https://example.com/books/{id}"}))
+	}
+	other := b.RegisterForBench([]string{"https://example.com/users/{id}"})
+	b.DispatchForBench(&store.Update{Seq: 1, ID: "1", Topics: []string{"https://example.com/books/1"}, Data: "x"})
+	if n := b.MemoEntriesForTest(); n != 2 {
+		t.Errorf("templates matched for the update = %d, want 2 (one per distinct template)", n)
+	}
+	for i, s := range subs {
+		if s.Drain() != 1 {
+			t.Fatalf("subscriber %d did not get the update", i)
+		}
+	}
+	if other.Drain() != 0 {
+		t.Error("the users/{id} subscriber got a books update")
+	}
+}

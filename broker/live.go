@@ -62,7 +62,7 @@ func (b *Broker) PublishLive(u store.Update) (int, error) {
 			n++
 		}
 	}
-	b.matching(u.Topics, deliver)
+	b.matching(u.Topics, nil, deliver) // not the tail: no shared memo
 	b.delivered.Add(uint64(n))
 	return n, nil
 }
