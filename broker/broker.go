@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -45,6 +46,10 @@ var ErrWriteTimeout = errors.New("broker: write timed out: the client stopped re
 
 // ErrExpired is the reason a stream is ended at its Subscription.Until.
 var ErrExpired = errors.New("broker: subscription expired")
+
+// ErrDrained is the reason a stream is ended by Drain, after its final
+// retry: hint.
+var ErrDrained = errors.New("broker: drained")
 
 // ErrNotReady is returned by Subscribe while the broker does not yet know
 // the log's position (the store was unreachable when the broker started and
@@ -235,6 +240,9 @@ type Broker struct {
 	arena arena       // the tail's
 	memo  Memo        // the tail's: template results of the update being dispatched
 	ready atomic.Bool // the tail knows the log's position and its last read succeeded
+
+	draining    atomic.Bool
+	drainSpread atomic.Int64 // time.Duration of Drain
 
 	// Parked streams that ended, for the reaper to unregister.
 	graveMu sync.Mutex
@@ -752,6 +760,54 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		return errors.Join(err, fmt.Errorf("broker: shutdown: %w", ctx.Err()))
 	}
+}
+
+// Drain ends every stream gracefully, spreading the clients' reconnections
+// over spread: each stream gets, after the last complete event queued to
+// it, a final "retry:" of Config.Retry plus a uniformly random delay in
+// [0, spread), and then ends. Thousands of clients of a hub that shuts down
+// thus come back over spread instead of in the same second. Streams that
+// start after Drain is called get the same treatment after their replay.
+// Drain returns when every stream has ended, or with ctx.Err(). It does not
+// stop the broker: call Shutdown after it.
+func (b *Broker) Drain(ctx context.Context, spread time.Duration) error {
+	b.drainSpread.Store(int64(max(spread, 0)))
+	b.draining.Store(true)
+	b.mu.RLock()
+	subs := b.streams()
+	b.mu.RUnlock()
+	for _, s := range subs {
+		s.finish(b.finalRetry())
+	}
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for {
+		b.mu.RLock()
+		n := b.nsubs
+		b.mu.RUnlock()
+		if n == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("broker: drain: %d streams still open: %w", n, ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// finalRetry is the last retry: hint of a draining stream: Config.Retry
+// (or the EventSource default of about 3 s when none is sent) plus a random
+// share of the drain's spread.
+func (b *Broker) finalRetry() []byte {
+	d := b.cfg.Retry
+	if d <= 0 {
+		d = 3 * time.Second
+	}
+	if spread := b.drainSpread.Load(); spread > 0 {
+		d += time.Duration(rand.Int64N(spread))
+	}
+	return sse.AppendRetry(nil, d)
 }
 
 // Stats is a snapshot of broker counters.

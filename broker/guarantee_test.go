@@ -510,3 +510,56 @@ func TestDispatchSharesTemplateMatches(t *testing.T) {
 		t.Error("the users/{id} subscriber got a books update")
 	}
 }
+
+// TestDrain: Drain gives every stream, parked or not, the events queued to
+// it, then a final retry: spread over [Retry, Retry+spread), then the end;
+// a stream that starts while draining gets the same; Drain returns once all
+// have ended.
+func TestDrain(t *testing.T) {
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			cfg := m.cfg
+			cfg.Retry = time.Second
+			e := newEnv(t, cfg)
+			const n, spread = 20, 5 * time.Second
+			var cs []*client
+			for range n {
+				cs = append(cs, e.subscribe("topic=a", nil))
+			}
+			waitSubscribers(t, e.b, n)
+			u := e.publish("a", "last", false)
+			for _, c := range cs {
+				if ev := c.next(t); ev.ID != u.ID {
+					t.Fatalf("event %q, want %q", ev.ID, u.ID)
+				}
+			}
+			drained := make(chan error, 1)
+			go func() { drained <- e.b.Drain(context.Background(), spread) }()
+			retries := map[time.Duration]bool{}
+			for _, c := range cs {
+				c.readToEnd(t)
+				r := c.dec.Retry()
+				if r < cfg.Retry || r >= cfg.Retry+spread {
+					t.Errorf("final retry %v, want in [%v, %v)", r, cfg.Retry, cfg.Retry+spread)
+				}
+				retries[r] = true
+			}
+			if len(retries) < n/2 {
+				t.Errorf("%d distinct final retries among %d streams: not spread", len(retries), n)
+			}
+			late := e.subscribe("topic=a", nil)
+			late.readToEnd(t)
+			if r := late.dec.Retry(); r < cfg.Retry {
+				t.Errorf("a stream started while draining: final retry %v", r)
+			}
+			select {
+			case err := <-drained:
+				if err != nil {
+					t.Errorf("Drain = %v", err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("Drain did not return after every stream ended")
+			}
+		})
+	}
+}

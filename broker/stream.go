@@ -86,6 +86,9 @@ func (b *Broker) Subscribe(w http.ResponseWriter, r *http.Request, sub Subscript
 	}
 	defer b.subWG.Done()
 	b.presence(s, true) // before the stream can end: parked streams end on a writer goroutine
+	if b.draining.Load() {
+		s.finish(b.finalRetry()) // after its replay, it ends too
+	}
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no")
@@ -268,6 +271,10 @@ func (b *Broker) serveStream(ctx context.Context, gone <-chan struct{}, out stre
 		clear(bufs)
 		if err := out.Flush(); err != nil {
 			return fail(err)
+		}
+		if s.written() {
+			s.close(ErrDrained)
+			return nil
 		}
 	}
 }

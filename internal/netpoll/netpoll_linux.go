@@ -77,6 +77,7 @@ type Conn struct {
 
 	queued  atomic.Bool // on the worker's dirty list
 	closing atomic.Bool // Close was called
+	ending  atomic.Bool // Finish was called: close once everything is written
 	done    atomic.Bool // finished: socket closed, Closed called (set by the worker)
 }
 
@@ -412,6 +413,19 @@ func (c *Conn) Close() {
 	}
 }
 
+// Finish asks the writer to write everything the Source has pending (one
+// more Take), then to finish the connection as [Conn.Close] does: the
+// socket is closed and the Source's Closed is called with a nil error. A
+// graceful close, for ending a stream after its last complete event. Finish
+// never blocks; it is idempotent and may be called from any goroutine.
+func (c *Conn) Finish() {
+	if c.done.Load() || !c.ending.CompareAndSwap(false, true) {
+		return
+	}
+	c.Wake() // or a pass already queued sees ending: it clears queued before it looks
+
+}
+
 // enqueue adds c to the dirty list and wakes the worker if the list was
 // empty.
 func (w *worker) enqueue(c *Conn) {
@@ -505,6 +519,8 @@ func (w *worker) wakeup() bool {
 			w.finish(c, nil)
 		case c.pending != nil:
 			// Waiting for EPOLLOUT, which takes again after the remainder.
+		case c.ending.Load():
+			w.flush(c) // finishes c once it is written; no batching
 		case w.ring != nil:
 			w.queueSend(c)
 		default:
@@ -587,13 +603,15 @@ func (w *worker) discardInput(c *Conn) error {
 // socket does not accept.
 func (w *worker) flush(c *Conn) {
 	bufs := c.src.Take(w.bufs[:0])
-	if len(bufs) == 0 {
-		return
+	if len(bufs) > 0 {
+		w.writeTaken(c, bufs)
+		clear(bufs) // drop references to the shared buffers
+		if cap(bufs) <= maxKeepBufs {
+			w.bufs = bufs[:0]
+		}
 	}
-	w.writeTaken(c, bufs)
-	clear(bufs) // drop references to the shared buffers
-	if cap(bufs) <= maxKeepBufs {
-		w.bufs = bufs[:0]
+	if c.ending.Load() && c.pending == nil && !c.done.Load() {
+		w.finish(c, nil) // Finish: everything is written
 	}
 }
 

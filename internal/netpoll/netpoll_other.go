@@ -28,3 +28,6 @@ func (c *Conn) Wake() {}
 
 // Close does nothing on this operating system.
 func (c *Conn) Close() {}
+
+// Finish does nothing on this operating system.
+func (c *Conn) Finish() {}
