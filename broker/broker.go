@@ -255,6 +255,7 @@ type Broker struct {
 	gaps          atomic.Uint64
 	resets        atomic.Uint64
 	writeTimeouts atomic.Uint64
+	written       atomic.Uint64 // event bytes written by stream goroutines (the pool counts its own)
 	parked        atomic.Int64
 
 	slowLog, readLog logLimiter
@@ -821,6 +822,15 @@ type Stats struct {
 	Gaps          uint64 // streams ended because updates owed to them were trimmed (ErrHistoryGap)
 	Resets        uint64 // log resets detected (ErrLogReset); each ends every stream
 	WriteTimeouts uint64 // streams cut because their client stopped reading (ErrWriteTimeout)
+	BytesWritten  uint64 // event bytes written to subscribers (replays, events, heartbeats; not response heads)
+}
+
+// poolWritten is what the writer pool's sockets accepted.
+func (b *Broker) poolWritten() uint64 {
+	if b.park == nil {
+		return 0
+	}
+	return b.park.Written()
 }
 
 // Stats returns the current counters. Safe for concurrent use.
@@ -838,5 +848,6 @@ func (b *Broker) Stats() Stats {
 		Gaps:          b.gaps.Load(),
 		Resets:        b.resets.Load(),
 		WriteTimeouts: b.writeTimeouts.Load(),
+		BytesWritten:  b.written.Load() + b.poolWritten(),
 	}
 }

@@ -563,3 +563,26 @@ func TestDrain(t *testing.T) {
 		})
 	}
 }
+
+// TestBytesWritten: Stats counts the event bytes written to subscribers on
+// both write paths, replay included.
+func TestBytesWritten(t *testing.T) {
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			cfg := m.cfg
+			cfg.Retry, cfg.Heartbeat = -1, -1
+			e := newEnv(t, cfg)
+			first := e.publish("a", "replayed", false)
+			c := e.subscribe("topic=a", http.Header{"Last-Event-Id": {"earliest"}})
+			c.next(t)
+			u := e.publish("a", "live", false)
+			c.next(t)
+			want := 0
+			for _, u := range []store.Update{first, u} {
+				b, _ := sse.AppendEvent(nil, sse.Event{ID: u.ID, Data: u.Data})
+				want += len(b)
+			}
+			waitFor(t, "the bytes counted", func() bool { return e.b.Stats().BytesWritten == uint64(want) })
+		})
+	}
+}

@@ -163,6 +163,7 @@ func (b *Broker) writeReplay(ctx context.Context, w io.Writer, s *subscriber, fr
 			if _, err := w.Write(e.buf); err != nil {
 				return err
 			}
+			b.written.Add(uint64(len(e.buf)))
 		}
 		clear(ents)
 	}
@@ -263,11 +264,14 @@ func (b *Broker) serveStream(ctx context.Context, gone <-chan struct{}, out stre
 		}
 		bufs = s.Take(bufs[:0])
 		deadline()
+		n := 0
 		for _, buf := range bufs {
 			if _, err := out.Write(buf); err != nil {
 				return fail(err)
 			}
+			n += len(buf)
 		}
+		b.written.Add(uint64(n))
 		clear(bufs)
 		if err := out.Flush(); err != nil {
 			return fail(err)

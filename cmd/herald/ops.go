@@ -49,6 +49,7 @@ func mountOps(mux *http.ServeMux, b *broker.Broker, st store.Store, closing func
 		counter("slow_disconnects_total", "Subscribers disconnected for falling too far behind.", func(s broker.Stats) float64 { return float64(s.Dropped) }),
 		counter("gap_disconnects_total", "Streams ended because updates owed to them were trimmed from the history (the client resumes, or is told Last-Event-ID: earliest).", func(s broker.Stats) float64 { return float64(s.Gaps) }),
 		counter("log_resets_total", "Times the store reported that its log lost data or restarted its positions; each ends every stream.", func(s broker.Stats) float64 { return float64(s.Resets) }),
+		counter("written_bytes_total", "Event bytes written to subscribers (replays, live events, heartbeats).", func(s broker.Stats) float64 { return float64(s.BytesWritten) }),
 		counter("write_timeouts_total", "Streams cut because their client stopped reading for --write-timeout.", func(s broker.Stats) float64 { return float64(s.WriteTimeouts) }),
 	)
 	reg.MustRegister(extra...)

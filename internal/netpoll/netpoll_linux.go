@@ -120,6 +120,7 @@ type worker struct {
 	discard  []byte
 	ring     *uring        // nil: one sendmsg per connection
 	loops    atomic.Uint64 // epoll_wait returns, for tests
+	written  atomic.Uint64 // bytes the sockets accepted
 }
 
 // New starts a Poller with cfg.Workers writer goroutines. It returns an
@@ -356,6 +357,15 @@ func (p *Poller) Register(c net.Conn, src Source) (*Conn, error) {
 
 	cn.Wake()
 	return cn, nil
+}
+
+// Written returns how many bytes the poller's sockets have accepted.
+func (p *Poller) Written() uint64 {
+	var n uint64
+	for _, w := range p.workers {
+		n += w.written.Load()
+	}
+	return n
 }
 
 // Len returns the number of registered connections that are not finished
@@ -664,6 +674,7 @@ func (w *worker) write(c *Conn, bufs [][]byte) ([][]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("netpoll: write: %w", err)
 		}
+		w.written.Add(uint64(n))
 		bufs = advance(bufs, n)
 	}
 	return nil, nil
