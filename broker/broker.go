@@ -332,7 +332,9 @@ func (b *Broker) Publish(ctx context.Context, u store.Update) (store.Update, err
 // the log once it is reachable.
 func (b *Broker) tail() {
 	var bo backoff
+	b.mu.RLock()
 	after := b.dispatched
+	b.mu.RUnlock()
 	if !b.ready.Load() {
 		var ok bool
 		if after, ok = b.lastWithRetry(); !ok {
