@@ -51,7 +51,7 @@ func (b *Broker) Subscribe(w http.ResponseWriter, r *http.Request, sub Subscript
 	if replay {
 		from, err = b.replayStart(r, sub.LastEventID)
 		if err != nil {
-			refuse(w, "history unavailable, retry later")
+			refuse(w, r, "history unavailable, retry later")
 			return err
 		}
 		if from == 0 {
@@ -81,7 +81,7 @@ func (b *Broker) Subscribe(w http.ResponseWriter, r *http.Request, sub Subscript
 			reason = "history unavailable, retry later"
 		}
 		h.Del("Last-Event-ID")
-		refuse(w, reason)
+		refuse(w, r, reason)
 		return err
 	}
 	defer b.subWG.Done()
@@ -105,10 +105,13 @@ func (b *Broker) Subscribe(w http.ResponseWriter, r *http.Request, sub Subscript
 	return b.serveStream(r.Context(), r.Context().Done(), responseOut{w, rc}, s, replay, from, until)
 }
 
-// refuse answers 503 with Retry-After and closes the connection.
-func refuse(w http.ResponseWriter, reason string) {
+// refuse answers 503 with Retry-After and, on HTTP/1.x, closes the
+// connection (on HTTP/2 that would close the client's other streams too).
+func refuse(w http.ResponseWriter, r *http.Request, reason string) {
 	w.Header().Set("Retry-After", "5")
-	w.Header().Set("Connection", "close")
+	if r.ProtoMajor == 1 {
+		w.Header().Set("Connection", "close")
+	}
 	http.Error(w, reason, http.StatusServiceUnavailable)
 }
 

@@ -330,7 +330,9 @@ func (l *Limiter) refuse(w http.ResponseWriter, r *http.Request, reason, msg str
 	})
 	h := w.Header()
 	h.Set("Retry-After", l.retry)
-	h.Set("Connection", "close")
+	if r.ProtoMajor == 1 {
+		h.Set("Connection", "close")
+	}
 	http.Error(w, msg, http.StatusTooManyRequests)
 }
 
@@ -363,7 +365,7 @@ func (l *Limiter) Handler(next http.Handler) http.Handler {
 			l.refuse(w, r, "conns_per_ip", fmt.Sprintf("too many connections from this address (at most %d), retry later", l.cfg.MaxConnsPerIP))
 			return
 		}
-		rw := &responseWriter{ResponseWriter: w, l: l}
+		rw := &responseWriter{ResponseWriter: w, l: l, http1: r.ProtoMajor == 1}
 		defer l.recover(rw, r)
 
 		if l.cfg.MaxStreamsPerIP > 0 && l.cfg.IsStream != nil && l.cfg.IsStream(r) {
@@ -435,11 +437,14 @@ func isTimeout(err error) bool {
 
 // responseWriter adds Connection: close to 429 and 503 answers (a refused
 // client must not keep its connection), and to any answer given before the
-// request body was read.
+// request body was read, on HTTP/1.x only: on HTTP/2 the header makes the
+// server close the whole connection, every other stream of the client
+// with it, and a refused stream costs nothing once it has ended.
 type responseWriter struct {
 	http.ResponseWriter
 	l     *Limiter
 	body  *bodyReader // nil without a body deadline
+	http1 bool
 	wrote bool
 }
 
@@ -448,13 +453,20 @@ func (w *responseWriter) WriteHeader(code int) {
 		w.wrote = true
 		switch {
 		case code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable:
-			w.Header().Set("Connection", "close")
+			w.closeConn()
 			w.l.countRefusal("status_" + strconv.Itoa(code))
 		case w.body != nil && !w.body.eof.Load():
-			w.Header().Set("Connection", "close")
+			w.closeConn()
 		}
 	}
 	w.ResponseWriter.WriteHeader(code)
+}
+
+// closeConn asks an HTTP/1.x server to close the connection after the reply.
+func (w *responseWriter) closeConn() {
+	if w.http1 {
+		w.Header().Set("Connection", "close")
+	}
 }
 
 func (w *responseWriter) Write(p []byte) (int, error) {
@@ -500,7 +512,7 @@ func (l *Limiter) recover(w *responseWriter, r *http.Request) {
 		l.log.Error("connlimit: handler panic", "method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(p), "stack", string(stack), "suppressed", suppressed)
 	})
 	if !w.wrote {
-		w.Header().Set("Connection", "close")
+		w.closeConn()
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
