@@ -74,9 +74,14 @@ func NewJWKS(ctx context.Context, url string, cfg JWKSConfig) (*JWKS, error) {
 	client, err := jwkset.NewHTTPClient(jwkset.HTTPClientOptions{
 		HTTPURLs:          map[string]jwkset.Storage{url: st},
 		RefreshUnknownKID: rate.NewLimiter(rate.Every(cfg.MinRefreshInterval), 1),
-		// Never queue behind the limiter: a flood of unknown kids costs
-		// one fetch per interval and an immediate refusal for the rest.
-		RateLimitWaitMax: time.Millisecond,
+		// This bounds the wait for the limiter and the refresh that
+		// follows it (jwkset uses one context for both). A token that
+		// would wait longer than this is refused at once, without waiting
+		// (rate.Limiter.Wait checks the deadline first), so a flood of
+		// unknown kids costs one fetch per interval and immediate
+		// refusals. It must not be shorter than a fetch: 1 ms failed the
+		// rotation's refresh on a loaded machine.
+		RateLimitWaitMax: refreshTimeout(cfg.Client),
 	})
 	if err != nil {
 		cancel()
@@ -88,6 +93,15 @@ func NewJWKS(ctx context.Context, url string, cfg JWKSConfig) (*JWKS, error) {
 		return nil, fmt.Errorf("auth: JWKS %s: %w", url, err)
 	}
 	return &JWKS{kf: kf, cancel: cancel}, nil
+}
+
+// refreshTimeout is how long a refresh for an unknown kid may take: the
+// client's timeout, or 10 s.
+func refreshTimeout(c *http.Client) time.Duration {
+	if c.Timeout > 0 {
+		return c.Timeout
+	}
+	return 10 * time.Second
 }
 
 // Close stops refreshing. Verifiers that use the set keep the keys they
