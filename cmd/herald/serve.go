@@ -87,7 +87,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.historyAge, "history-age", 7*24*time.Hour, "updates older than this are dropped from history (0: no age limit)")
 	c.historyBytes = defaultHistoryBytes
 	fs.Var(&c.historyBytes, "history-bytes", "bound on the size of the history, e.g. 64MiB or 1GiB: the oldest updates are dropped beyond it")
-	fs.DurationVar(&c.storeTimeout, "store-timeout", 5*time.Second, "time limit of every call to the store: a publish the store does not acknowledge in time gets 504")
+	fs.DurationVar(&c.storeTimeout, "store-timeout", 5*time.Second, "--store redis or nats: time limit of every call to the engine; a publish it does not acknowledge in time gets 504")
 	fs.DurationVar(&c.heartbeat, "heartbeat", 15*time.Second, "interval of the keep-alive comment on idle streams (0: off)")
 	fs.DurationVar(&c.retry, "retry", 2*time.Second, "reconnection time sent to clients as retry: (0: none)")
 	fs.Int64Var(&c.maxBody, "max-body", 1<<20, "largest publish request body in bytes")
