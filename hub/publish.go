@@ -40,8 +40,13 @@ func (h *Hub) publish(w http.ResponseWriter, r *http.Request) {
 	}
 	// The exact form type, by far the most common, skips the parser.
 	if ct := r.Header.Get("Content-Type"); ct != formType {
-		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != formType {
-			w.Header().Set("Accept-Post", formType)
+		mt, _, err := mime.ParseMediaType(ct)
+		if err == nil && mt == BatchType {
+			h.publishBatch(w, r, claims) // batch.go
+			return
+		}
+		if err != nil || mt != formType {
+			w.Header().Set("Accept-Post", formType+", "+BatchType)
 			if strings.HasPrefix(mt, "multipart/") {
 				fail(w, http.StatusUnsupportedMediaType, "multipart bodies are not supported: use %s", formType)
 				return
