@@ -39,6 +39,18 @@ type Config struct {
 	// measures the memory of idle subscribers.
 	PubURL string
 
+	// SubURLs are more subscribe URLs, to spread the subscribers over
+	// several hubs of a cluster: connection i uses the (i mod n)-th of
+	// SubURL followed by SubURLs (n URLs). The same rules as SubURL apply
+	// to each. Nil means SubURL only.
+	SubURLs []string
+
+	// PubURLs are more publish URLs: publisher goroutine j uses the
+	// (j mod n)-th of PubURL followed by PubURLs (n URLs), so that the
+	// publishes are spread over several hubs. Set PubURL too. Nil means
+	// PubURL only.
+	PubURLs []string
+
 	// PubBody is the publish request body; every PayloadPlaceholder in it is
 	// replaced by the event's payload. Empty means DefaultPubBody.
 	PubBody string
@@ -158,26 +170,38 @@ type Progress struct {
 
 // normalize validates cfg and fills in the defaults.
 func (cfg Config) normalize() (Config, *url.URL, error) {
-	u, err := url.Parse(cfg.SubURL)
-	if err != nil {
-		return cfg, nil, fmt.Errorf("loadgen: subscribe url: %w", err)
+	var u *url.URL
+	for i, s := range append([]string{cfg.SubURL}, cfg.SubURLs...) {
+		su, err := url.Parse(s)
+		if err != nil {
+			return cfg, nil, fmt.Errorf("loadgen: subscribe url: %w", err)
+		}
+		if su.Scheme != "http" {
+			return cfg, nil, fmt.Errorf("loadgen: subscribe url %q: scheme must be http", s)
+		}
+		if su.Host == "" {
+			return cfg, nil, fmt.Errorf("loadgen: subscribe url %q: no host", s)
+		}
+		if strings.Contains(s, ConnPlaceholder) && cfg.PubURL != "" {
+			return cfg, nil, fmt.Errorf("loadgen: subscribe url %q: %s (one topic per connection) is for idle runs only", s, ConnPlaceholder)
+		}
+		if i == 0 {
+			u = su
+		}
 	}
-	if u.Scheme != "http" {
-		return cfg, nil, fmt.Errorf("loadgen: subscribe url %q: scheme must be http", cfg.SubURL)
+	if cfg.PubURL == "" && len(cfg.PubURLs) > 0 {
+		return cfg, nil, errors.New("loadgen: more publish urls without a first one (PubURL)")
 	}
-	if u.Host == "" {
-		return cfg, nil, fmt.Errorf("loadgen: subscribe url %q: no host", cfg.SubURL)
-	}
-	if strings.Contains(cfg.SubURL, ConnPlaceholder) && cfg.PubURL != "" {
-		return cfg, nil, fmt.Errorf("loadgen: subscribe url %q: %s (one topic per connection) is for idle runs only", cfg.SubURL, ConnPlaceholder)
-	}
-	if cfg.PubURL != "" {
-		pu, err := url.Parse(cfg.PubURL)
+	for _, s := range append([]string{cfg.PubURL}, cfg.PubURLs...) {
+		if cfg.PubURL == "" {
+			break
+		}
+		pu, err := url.Parse(s)
 		if err != nil {
 			return cfg, nil, fmt.Errorf("loadgen: publish url: %w", err)
 		}
 		if pu.Scheme != "http" && pu.Scheme != "https" {
-			return cfg, nil, fmt.Errorf("loadgen: publish url %q: scheme must be http or https", cfg.PubURL)
+			return cfg, nil, fmt.Errorf("loadgen: publish url %q: scheme must be http or https", s)
 		}
 	}
 	switch {
