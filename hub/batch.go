@@ -132,7 +132,7 @@ func (h *Hub) publishBatch(w http.ResponseWriter, r *http.Request, claims *auth.
 	var m *broker.Matcher
 	if claims != nil {
 		var err error
-		if m, err = broker.NewMatcher(h.claimSelectors(claims, "publish")); err != nil {
+		if m, err = h.publishMatcher(claims); err != nil {
 			challenge(w, http.StatusUnauthorized, "invalid_token", "invalid access token: bad publish selector: %s", strings.TrimPrefix(err.Error(), "broker: "))
 			return
 		}

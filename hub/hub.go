@@ -154,6 +154,7 @@ type Hub struct {
 	authServers []string
 	metadata    string // the absolute URL of the resource metadata, or ""
 
+	matchers  matcherCache  // publish matchers by token claims (pubcache.go)
 	feed      *presenceFeed // nil unless Config.Subscriptions
 	closeOnce sync.Once
 }
