@@ -164,3 +164,26 @@ func TestPubBatchRetries(t *testing.T) {
 		})
 	}
 }
+
+// TestBenchPubBatch runs herald bench with batch publishes against a hub:
+// every event of every batch is stored once and delivered to every
+// subscriber.
+func TestBenchPubBatch(t *testing.T) {
+	th := newTestHub(t, hub.Config{PublishAnonymous: true})
+	res := runCmd(t, "bench", "--sub-url", th.url+"?topic=bench", "--pub-url", th.url, "--pub-batch", "10",
+		"--pub-body", `{"topic":"bench","data":"{{payload}}"}`, "--events", "50", "--rate", "0",
+		"--subscribers", "3", "--warmup", "0", "--json", "--quiet")
+	var out struct {
+		Published, Received, Lost, Duplicates uint64
+		PublishErrors                         uint64 `json:"publish_errors"`
+	}
+	if err := json.Unmarshal([]byte(res.stdout), &out); err != nil || res.code != 0 {
+		t.Fatalf("herald bench --pub-batch 10 = exit %d, stdout %q (%v), stderr %q", res.code, res.stdout, err, res.stderr)
+	}
+	if out.Published != 50 || out.Received != 150 || out.Lost != 0 || out.Duplicates != 0 || out.PublishErrors != 0 {
+		t.Errorf("herald bench --pub-batch 10 --events 50 --subscribers 3 = %+v, want 50 published, 150 received", out)
+	}
+	if n := th.lastSeq(t); n != 50 {
+		t.Errorf("hub holds %d updates, want 50", n)
+	}
+}

@@ -146,6 +146,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.Var(&subHdr, "sub-header", "`K: V` header for subscribe requests (repeatable)")
 	fs.IntVar(&cfg.Subscribers, "subscribers", 100, "subscriber connections")
 	fs.Float64Var(&cfg.Rate, "rate", 10, "events published per second; 0 = flat out")
+	fs.IntVar(&cfg.PubBatch, "pub-batch", 1, "events per publish request; more than 1 sends --pub-body once per event, one per line (Herald's batch publish, e.g. --pub-body '{\"topic\":\"bench\",\"data\":\"{{payload}}\"}')")
 	fs.IntVar(&cfg.Publishers, "publishers", 1, "concurrent publishers (ordering is exact only with 1)")
 	fs.DurationVar(&cfg.Duration, "duration", 0, "measured publish phase (default 10s unless --events); with --idle, how long to hold the connections")
 	fs.IntVar(&cfg.Events, "events", 0, "measured events to publish; 0 = until --duration")
