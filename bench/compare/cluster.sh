@@ -124,9 +124,13 @@ run() {
 	t0=$(date +%s.%N)
 	e0=$(cputicks "$EPID")
 	h0=$(cputicks "${HPIDS[@]}")
+	# In the background so that a signal to this script is handled at once
+	# (bash runs traps only between foreground commands, or during wait).
 	timeout "$secs" "$B/herald" bench "${SUBURLS[@]}" "${PUBURLS[@]}" --subscribers "$SUBS" \
 		--rate "$RATE" --publishers "$PUBLISHERS" --duration "$DUR" --warmup 2s --size "$SIZE" \
-		--source-ips 4 --json --quiet >"$O.bench.json" 2>"$O.stderr" || rc=$?
+		--source-ips 4 --json --quiet >"$O.bench.json" 2>"$O.stderr" &
+	PIDS+=($!)
+	wait $! || rc=$?
 	e1=$(cputicks "$EPID")
 	h1=$(cputicks "${HPIDS[@]}")
 	t1=$(date +%s.%N)
