@@ -67,6 +67,16 @@ waitport() {
 	return 1
 }
 
+# enginebytes ENGINE PORT MONITORPORT prints the bytes the engine has sent
+# to its clients so far (Redis INFO total_net_output_bytes, NATS /varz
+# out_bytes), or 0 when it cannot tell.
+enginebytes() {
+	case $1 in
+	redis) redis-cli -h 127.0.0.1 -p "$2" INFO stats 2>/dev/null | tr -d '\r' | sed -n 's/^total_net_output_bytes://p' ;;
+	nats) curl -s "http://127.0.0.1:$3/varz" 2>/dev/null | jq -r '.out_bytes // 0' ;;
+	esac | grep . || echo 0
+}
+
 # cputicks PID... prints the summed utime+stime of the processes, in clock ticks.
 cputicks() {
 	local t=0 p f
@@ -83,7 +93,7 @@ run() {
 	local ENGINE=$1 HUBS=$2 SUBS=$3 DUR=${4:-20s} RATE=${5:-0} TAG=${6:-1}
 	case $ENGINE in redis | nats) ;; *) echo "unknown engine $ENGINE (redis, nats)" >&2; exit 2 ;; esac
 	WORK=$(mktemp -d "${TMPDIR:-/tmp}/herald-cluster.XXXXXX")
-	local EP EPID STORE=()
+	local EP EPID STORE=() MP=
 	EP=$(freeport)
 	case $ENGINE in
 	redis)
@@ -91,7 +101,8 @@ run() {
 			--protected-mode no --logfile "$WORK/engine.log" &
 		STORE=(--store redis --redis-url "redis://127.0.0.1:$EP/0") ;;
 	nats)
-		nats-server -a 127.0.0.1 -p "$EP" -js -sd "$WORK/js" -l "$WORK/engine.log" &
+		MP=$(freeport)
+		nats-server -a 127.0.0.1 -p "$EP" -m "$MP" -js -sd "$WORK/js" -l "$WORK/engine.log" &
 		STORE=(--store nats --nats-url "nats://127.0.0.1:$EP") ;;
 	esac
 	EPID=$!
@@ -113,7 +124,7 @@ run() {
 
 	mkdir -p "$R"
 	local O=$R/$ENGINE-${HUBS}hubs-${SUBS}subs-rate$RATE-$TAG
-	local load0 e0 h0 e1 h1 rc=0 secs i0 i1 t0 t1
+	local load0 e0 h0 e1 h1 rc=0 secs i0 i1 t0 t1 b0 b1
 	load0=$(cut -d' ' -f1-3 /proc/loadavg)
 	secs=$(("${DUR%s}" + 120)) # bench's own bound: connect, warmup, drain
 	# The engine's idle CPU (hubs connected, nothing published), over 3s,
@@ -122,6 +133,7 @@ run() {
 	sleep 3
 	i1=$(cputicks "$EPID")
 	t0=$(date +%s.%N)
+	b0=$(enginebytes "$ENGINE" "$EP" "$MP")
 	e0=$(cputicks "$EPID")
 	h0=$(cputicks "${HPIDS[@]}")
 	# In the background so that a signal to this script is handled at once
@@ -134,13 +146,14 @@ run() {
 	e1=$(cputicks "$EPID")
 	h1=$(cputicks "${HPIDS[@]}")
 	t1=$(date +%s.%N)
+	b1=$(enginebytes "$ENGINE" "$EP" "$MP")
 	# The CPU spans the whole bench (connect, warmup, measured phase,
 	# drain): per update it divides by every update published, warmup
 	# included; per delivery, by every update times the subscribers.
 	jq --arg engine "$ENGINE" --argjson hubs "$HUBS" --argjson tck "$TCK" \
 		--argjson ecpu "$((e1 - e0))" --argjson hcpu "$((h1 - h0))" \
 		--arg load "$load0" --argjson rc "$rc" --argjson idle "$((i1 - i0))" \
-		--argjson wall "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')" '
+		--argjson bout "$((b1 - b0))" --argjson wall "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')" '
 		(.published + .warmup_events) as $updates |
 		(($ecpu - $idle / 3 * $wall) | if . < 0 then 0 else . end) as $ebusy |
 		{engine: $engine, hubs: $hubs, subscribers: .connected, rate: .rate, publishers: .publishers,
@@ -150,6 +163,8 @@ run() {
 		 latency_p50_us: .latency_us.p50, latency_p99_us: .latency_us.p99, latency_max_us: .latency_us.max,
 		 publish_p50_us: .publish_us.p50, publish_p99_us: .publish_us.p99,
 		 engine_cpu_seconds: ($ecpu / $tck), hubs_cpu_seconds: ($hcpu / $tck),
+		 engine_bytes_out: $bout,
+		 engine_bytes_out_per_update: (if $updates > 0 then $bout / $updates else null end),
 		 engine_idle_cpu_per_sec: ($idle / 3 / $tck), bench_wall_seconds: $wall,
 		 engine_cpu_us_per_update: (if $updates > 0 then $ecpu / $tck * 1e6 / $updates else null end),
 		 engine_busy_cpu_us_per_update: (if $updates > 0 then $ebusy / $tck * 1e6 / $updates else null end),
