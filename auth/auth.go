@@ -281,6 +281,9 @@ var (
 func NewVerifier(cfg Config) (*Verifier, error) {
 	v := &Verifier{jwks: cfg.JWKS, legacyOK: !cfg.RejectMercureClaim, algorithm: make(map[string]bool)}
 	supported := map[string]bool{}
+	if n := hmacMinKey["HS256"]; len(cfg.Key) > 0 && len(cfg.Key) < n {
+		return nil, fmt.Errorf("auth: new verifier: HS256 key is %d bytes, need at least %d", len(cfg.Key), n)
+	}
 	if len(cfg.Key) > 0 {
 		v.hmacKey = slices.Clone(cfg.Key)
 		for alg, n := range hmacMinKey {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -45,6 +46,10 @@ var ErrWriteTimeout = errors.New("broker: write timed out: the client stopped re
 
 // ErrExpired is the reason a stream is ended at its Subscription.Until.
 var ErrExpired = errors.New("broker: subscription expired")
+
+// ErrDrained is the reason a stream is ended by Drain, after its final
+// retry: hint.
+var ErrDrained = errors.New("broker: drained")
 
 // ErrNotReady is returned by Subscribe while the broker does not yet know
 // the log's position (the store was unreachable when the broker started and
@@ -233,7 +238,11 @@ type Broker struct {
 
 	cache *replayCache
 	arena arena       // the tail's
+	memo  Memo        // the tail's: template results of the update being dispatched
 	ready atomic.Bool // the tail knows the log's position and its last read succeeded
+
+	draining    atomic.Bool
+	drainSpread atomic.Int64 // time.Duration of Drain
 
 	// Parked streams that ended, for the reaper to unregister.
 	graveMu sync.Mutex
@@ -246,6 +255,7 @@ type Broker struct {
 	gaps          atomic.Uint64
 	resets        atomic.Uint64
 	writeTimeouts atomic.Uint64
+	written       atomic.Uint64 // event bytes written by stream goroutines (the pool counts its own)
 	parked        atomic.Int64
 
 	slowLog, readLog logLimiter
@@ -322,7 +332,9 @@ func (b *Broker) Publish(ctx context.Context, u store.Update) (store.Update, err
 // the log once it is reachable.
 func (b *Broker) tail() {
 	var bo backoff
+	b.mu.RLock()
 	after := b.dispatched
+	b.mu.RUnlock()
 	if !b.ready.Load() {
 		var ok bool
 		if after, ok = b.lastWithRetry(); !ok {
@@ -506,28 +518,40 @@ func (b *Broker) dispatch(u *store.Update) {
 			return
 		}
 		s.lastSeq = u.Seq
-		if u.Private && !s.private.MatchAny(u.Topics) {
+		if u.Private && !s.private.MatchMemo(&b.memo) {
 			return
 		}
 		if s.enqueue(buf) {
 			n++
 		}
 	}
-	for _, t := range u.Topics {
+	b.memo.Reset(u.Topics)
+	b.matching(u.Topics, &b.memo, deliver)
+	b.delivered.Add(uint64(n))
+}
+
+// matching calls fn for every open stream whose selectors match one of
+// topics: those indexed by exact topic, then the wildcard ones tested one by
+// one. fn sees a stream once per matching exact topic, so it deduplicates
+// updates with several topics. With mm (reset to topics), each distinct
+// URI template is matched once for all the streams that hold it, so a
+// thousand streams sharing one costly template cost one match per update.
+// b.mu must be held (read or write).
+func (b *Broker) matching(topics []string, mm *Memo, fn func(*subscriber)) {
+	for _, t := range topics {
 		set := b.exact[t]
 		for _, s := range set.few {
-			deliver(s)
+			fn(s)
 		}
 		for s := range set.many {
-			deliver(s)
+			fn(s)
 		}
 	}
 	for s := range b.wild {
-		if s.topics.MatchAny(u.Topics) {
-			deliver(s)
+		if mm != nil && s.topics.MatchMemo(mm) || mm == nil && s.topics.MatchAny(topics) {
+			fn(s)
 		}
 	}
-	b.delivered.Add(uint64(n))
 }
 
 // register adds s to the index and returns the Seq of the last update
@@ -741,6 +765,54 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 	}
 }
 
+// Drain ends every stream gracefully, spreading the clients' reconnections
+// over spread: each stream gets, after the last complete event queued to
+// it, a final "retry:" of Config.Retry plus a uniformly random delay in
+// [0, spread), and then ends. Thousands of clients of a hub that shuts down
+// thus come back over spread instead of in the same second. Streams that
+// start after Drain is called get the same treatment after their replay.
+// Drain returns when every stream has ended, or with ctx.Err(). It does not
+// stop the broker: call Shutdown after it.
+func (b *Broker) Drain(ctx context.Context, spread time.Duration) error {
+	b.drainSpread.Store(int64(max(spread, 0)))
+	b.draining.Store(true)
+	b.mu.RLock()
+	subs := b.streams()
+	b.mu.RUnlock()
+	for _, s := range subs {
+		s.finish(b.finalRetry())
+	}
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for {
+		b.mu.RLock()
+		n := b.nsubs
+		b.mu.RUnlock()
+		if n == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("broker: drain: %d streams still open: %w", n, ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// finalRetry is the last retry: hint of a draining stream: Config.Retry
+// (or the EventSource default of about 3 s when none is sent) plus a random
+// share of the drain's spread.
+func (b *Broker) finalRetry() []byte {
+	d := b.cfg.Retry
+	if d <= 0 {
+		d = 3 * time.Second
+	}
+	if spread := b.drainSpread.Load(); spread > 0 {
+		d += time.Duration(rand.Int64N(spread))
+	}
+	return sse.AppendRetry(nil, d)
+}
+
 // Stats is a snapshot of broker counters.
 type Stats struct {
 	Subscribers   int    // open streams
@@ -752,6 +824,15 @@ type Stats struct {
 	Gaps          uint64 // streams ended because updates owed to them were trimmed (ErrHistoryGap)
 	Resets        uint64 // log resets detected (ErrLogReset); each ends every stream
 	WriteTimeouts uint64 // streams cut because their client stopped reading (ErrWriteTimeout)
+	BytesWritten  uint64 // event bytes written to subscribers (replays, events, heartbeats; not response heads)
+}
+
+// poolWritten is what the writer pool's sockets accepted.
+func (b *Broker) poolWritten() uint64 {
+	if b.park == nil {
+		return 0
+	}
+	return b.park.Written()
 }
 
 // Stats returns the current counters. Safe for concurrent use.
@@ -769,5 +850,6 @@ func (b *Broker) Stats() Stats {
 		Gaps:          b.gaps.Load(),
 		Resets:        b.resets.Load(),
 		WriteTimeouts: b.writeTimeouts.Load(),
+		BytesWritten:  b.written.Load() + b.poolWritten(),
 	}
 }

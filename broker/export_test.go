@@ -52,3 +52,7 @@ func (b *Broker) CachedForTest() int { return b.cache.entries() }
 
 // ParkedForTest reads the parked-stream count without the broker's lock.
 func (b *Broker) ParkedForTest() int64 { return b.parked.Load() }
+
+// MemoEntriesForTest returns how many distinct templates the tail's memo
+// matched for the last update dispatched.
+func (b *Broker) MemoEntriesForTest() int { return len(b.memo.seen) }

@@ -481,3 +481,110 @@ func TestSubscriptionUntil(t *testing.T) {
 		})
 	}
 }
+
+// TestDispatchSharesTemplateMatches: streams that share a URI template are
+// matched through the tail's memo, once per distinct template and update.
+func TestDispatchSharesTemplateMatches(t *testing.T) {
+	st := memstore.New(memstore.Config{})
+	defer st.Close()
+	b, err := broker.New(st, broker.Config{NoPark: true, Heartbeat: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Shutdown(context.Background())
+	var subs []*broker.BenchSubscriber
+	for range 100 {
+		subs = append(subs, b.RegisterForBench([]string{"https://example.com/books/{id}"}))
+	}
+	other := b.RegisterForBench([]string{"https://example.com/users/{id}"})
+	if _, err := b.Publish(context.Background(), store.Update{Topics: []string{"https://example.com/books/1"}, Data: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	for i, s := range subs {
+		waitFor(t, fmt.Sprintf("subscriber %d to get the update", i), func() bool { return s.Drain() == 1 })
+	}
+	// The tail set its memo before it queued the update: reading it after
+	// the queues were drained is ordered after those writes.
+	if n := b.MemoEntriesForTest(); n != 2 {
+		t.Errorf("templates matched for the update = %d, want 2 (one per distinct template)", n)
+	}
+	if other.Drain() != 0 {
+		t.Error("the users/{id} subscriber got a books update")
+	}
+}
+
+// TestDrain: Drain gives every stream, parked or not, the events queued to
+// it, then a final retry: spread over [Retry, Retry+spread), then the end;
+// a stream that starts while draining gets the same; Drain returns once all
+// have ended.
+func TestDrain(t *testing.T) {
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			cfg := m.cfg
+			cfg.Retry = time.Second
+			e := newEnv(t, cfg)
+			const n, spread = 20, 5 * time.Second
+			var cs []*client
+			for range n {
+				cs = append(cs, e.subscribe("topic=a", nil))
+			}
+			waitSubscribers(t, e.b, n)
+			u := e.publish("a", "last", false)
+			for _, c := range cs {
+				if ev := c.next(t); ev.ID != u.ID {
+					t.Fatalf("event %q, want %q", ev.ID, u.ID)
+				}
+			}
+			drained := make(chan error, 1)
+			go func() { drained <- e.b.Drain(context.Background(), spread) }()
+			retries := map[time.Duration]bool{}
+			for _, c := range cs {
+				c.readToEnd(t)
+				r := c.dec.Retry()
+				if r < cfg.Retry || r >= cfg.Retry+spread {
+					t.Errorf("final retry %v, want in [%v, %v)", r, cfg.Retry, cfg.Retry+spread)
+				}
+				retries[r] = true
+			}
+			if len(retries) < n/2 {
+				t.Errorf("%d distinct final retries among %d streams: not spread", len(retries), n)
+			}
+			late := e.subscribe("topic=a", nil)
+			late.readToEnd(t)
+			if r := late.dec.Retry(); r < cfg.Retry {
+				t.Errorf("a stream started while draining: final retry %v", r)
+			}
+			select {
+			case err := <-drained:
+				if err != nil {
+					t.Errorf("Drain = %v", err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("Drain did not return after every stream ended")
+			}
+		})
+	}
+}
+
+// TestBytesWritten: Stats counts the event bytes written to subscribers on
+// both write paths, replay included.
+func TestBytesWritten(t *testing.T) {
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			cfg := m.cfg
+			cfg.Retry, cfg.Heartbeat = -1, -1
+			e := newEnv(t, cfg)
+			first := e.publish("a", "replayed", false)
+			c := e.subscribe("topic=a", http.Header{"Last-Event-Id": {"earliest"}})
+			c.next(t)
+			u := e.publish("a", "live", false)
+			c.next(t)
+			want := 0
+			for _, u := range []store.Update{first, u} {
+				b, _ := sse.AppendEvent(nil, sse.Event{ID: u.ID, Data: u.Data})
+				want += len(b)
+			}
+			waitFor(t, "the bytes counted", func() bool { return e.b.Stats().BytesWritten == uint64(want) })
+		})
+	}
+}

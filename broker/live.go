@@ -62,20 +62,7 @@ func (b *Broker) PublishLive(u store.Update) (int, error) {
 			n++
 		}
 	}
-	for _, t := range u.Topics {
-		set := b.exact[t]
-		for _, s := range set.few {
-			deliver(s)
-		}
-		for s := range set.many {
-			deliver(s)
-		}
-	}
-	for s := range b.wild {
-		if s.topics.MatchAny(u.Topics) {
-			deliver(s)
-		}
-	}
+	b.matching(u.Topics, nil, deliver) // not the tail: no shared memo
 	b.delivered.Add(uint64(n))
 	return n, nil
 }

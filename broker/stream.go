@@ -51,7 +51,7 @@ func (b *Broker) Subscribe(w http.ResponseWriter, r *http.Request, sub Subscript
 	if replay {
 		from, err = b.replayStart(r, sub.LastEventID)
 		if err != nil {
-			refuse(w, "history unavailable, retry later")
+			refuse(w, r, "history unavailable, retry later")
 			return err
 		}
 		if from == 0 {
@@ -81,11 +81,14 @@ func (b *Broker) Subscribe(w http.ResponseWriter, r *http.Request, sub Subscript
 			reason = "history unavailable, retry later"
 		}
 		h.Del("Last-Event-ID")
-		refuse(w, reason)
+		refuse(w, r, reason)
 		return err
 	}
 	defer b.subWG.Done()
 	b.presence(s, true) // before the stream can end: parked streams end on a writer goroutine
+	if b.draining.Load() {
+		s.finish(b.finalRetry()) // after its replay, it ends too
+	}
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no")
@@ -102,10 +105,13 @@ func (b *Broker) Subscribe(w http.ResponseWriter, r *http.Request, sub Subscript
 	return b.serveStream(r.Context(), r.Context().Done(), responseOut{w, rc}, s, replay, from, until)
 }
 
-// refuse answers 503 with Retry-After and closes the connection.
-func refuse(w http.ResponseWriter, reason string) {
+// refuse answers 503 with Retry-After and, on HTTP/1.x, closes the
+// connection (on HTTP/2 that would close the client's other streams too).
+func refuse(w http.ResponseWriter, r *http.Request, reason string) {
 	w.Header().Set("Retry-After", "5")
-	w.Header().Set("Connection", "close")
+	if r.ProtoMajor == 1 {
+		w.Header().Set("Connection", "close")
+	}
 	http.Error(w, reason, http.StatusServiceUnavailable)
 }
 
@@ -160,6 +166,7 @@ func (b *Broker) writeReplay(ctx context.Context, w io.Writer, s *subscriber, fr
 			if _, err := w.Write(e.buf); err != nil {
 				return err
 			}
+			b.written.Add(uint64(len(e.buf)))
 		}
 		clear(ents)
 	}
@@ -260,14 +267,21 @@ func (b *Broker) serveStream(ctx context.Context, gone <-chan struct{}, out stre
 		}
 		bufs = s.Take(bufs[:0])
 		deadline()
+		n := 0
 		for _, buf := range bufs {
 			if _, err := out.Write(buf); err != nil {
 				return fail(err)
 			}
+			n += len(buf)
 		}
+		b.written.Add(uint64(n))
 		clear(bufs)
 		if err := out.Flush(); err != nil {
 			return fail(err)
+		}
+		if s.written() {
+			s.close(ErrDrained)
+			return nil
 		}
 	}
 }

@@ -37,6 +37,7 @@ type subscriber struct {
 	err    error         // why the stream ended; nil while open
 	pc     *netpoll.Conn // parked streams: the writer pool's handle
 	notify chan struct{} // goroutine streams: wake-up signal (cap 1)
+	ending bool          // Drain: end once everything queued is written
 	done   chan struct{} // goroutine streams: closed when err is set
 }
 
@@ -155,6 +156,35 @@ func (s *subscriber) close(err error) bool {
 	return true
 }
 
+// finish queues last (a final retry: hint) and has the stream end once
+// everything queued is written: a graceful end after the last complete
+// event, for Drain. It never blocks.
+func (s *subscriber) finish(last []byte) {
+	s.mu.Lock()
+	if s.err != nil || s.ending {
+		s.mu.Unlock()
+		return
+	}
+	s.ending = true
+	s.queue = append(s.queue, last) // past MaxPending if need be: it is a few bytes
+	s.queued += len(last)
+	pc, notify := s.pc, s.notify
+	s.mu.Unlock()
+	if pc != nil {
+		pc.Finish()
+	} else {
+		wake(nil, notify)
+	}
+}
+
+// written reports whether the stream was asked to end (finish) and has
+// nothing left to write: the goroutine path then ends it.
+func (s *subscriber) written() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ending && len(s.queue) == 0
+}
+
 // wants reports whether s receives e: one of its selectors matches, and a
 // private update is also authorized by its private selectors.
 func (s *subscriber) wants(e *encoded) bool {
@@ -192,9 +222,12 @@ func (s *subscriber) park(pc *netpoll.Conn) bool {
 		return false
 	}
 	s.pc = pc
-	pending := len(s.queue) > 0
+	pending, ending := len(s.queue) > 0, s.ending
 	s.mu.Unlock()
-	if pending {
+	switch {
+	case ending:
+		pc.Finish()
+	case pending:
 		pc.Wake()
 	}
 	return true

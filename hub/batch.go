@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -106,7 +107,7 @@ func (h *Hub) publishBatch(w http.ResponseWriter, r *http.Request, claims *auth.
 	case "continue":
 		stop = false
 	default:
-		fail(w, http.StatusBadRequest, `on-error %q: want "stop" or "continue"`, mode)
+		h.refuse(w, "publish", "batch_mode", http.StatusBadRequest, fmt.Sprintf(`on-error %q: want "stop" or "continue"`, mode))
 		return
 	}
 	buf := bodyBufs.Get().(*bytes.Buffer)
@@ -114,25 +115,30 @@ func (h *Hub) publishBatch(w http.ResponseWriter, r *http.Request, claims *auth.
 	buf.Reset()
 	if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, h.maxBatchBytes)); err != nil {
 		if mbe, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			fail(w, http.StatusRequestEntityTooLarge, "batch body larger than %d bytes", mbe.Limit)
+			h.refuse(w, "publish", "body_too_large", http.StatusRequestEntityTooLarge, fmt.Sprintf("batch body larger than %d bytes", mbe.Limit))
 			return
 		}
-		fail(w, http.StatusBadRequest, "reading request body: %v", err)
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			h.refuse(w, "publish", "body_timeout", http.StatusRequestTimeout, "request body not received in time")
+			return
+		}
+		h.refuse(w, "publish", "body_read", http.StatusBadRequest, fmt.Sprintf("reading request body: %v", err))
 		return
 	}
 	lines := batchLines(buf.Bytes())
 	switch {
 	case len(lines) == 0:
-		fail(w, http.StatusBadRequest, "empty batch: give one JSON update per line")
+		h.refuse(w, "publish", "empty_batch", http.StatusBadRequest, "empty batch: give one JSON update per line")
 		return
 	case len(lines) > h.maxBatch:
-		fail(w, http.StatusRequestEntityTooLarge, "batch of %d updates, more than the limit of %d", len(lines), h.maxBatch)
+		h.refuse(w, "publish", "batch_too_large", http.StatusRequestEntityTooLarge, fmt.Sprintf("batch of %d updates, more than the limit of %d", len(lines), h.maxBatch))
 		return
 	}
 	var m *broker.Matcher
 	if claims != nil {
 		var err error
 		if m, err = h.publishMatcher(claims); err != nil {
+			h.authFails.add("publish", "bad_selector")
 			challenge(w, http.StatusUnauthorized, "invalid_token", "invalid access token: bad publish selector: %s", strings.TrimPrefix(err.Error(), "broker: "))
 			return
 		}
@@ -187,23 +193,38 @@ func batchLines(body []byte) [][]byte {
 // line, as publish does for a form, and returns its result. m is nil for
 // an anonymous publisher.
 func (h *Hub) publishLine(r *http.Request, line []byte, claims *auth.Claims, m *broker.Matcher) BatchResult {
+	res, label := h.checkAndPublishLine(r, line, claims, m)
+	switch label {
+	case "":
+	case "insufficient_scope":
+		h.authFails.add("publish", label)
+	default:
+		h.refusals.add("publish", label)
+	}
+	return res
+}
+
+// checkAndPublishLine is publishLine without the counting: it also
+// returns the label under which a single publish counts the same refusal
+// ([Hub.Refusals], [Hub.AuthFailures]), or "" (stored, or a store failure).
+func (h *Hub) checkAndPublishLine(r *http.Request, line []byte, claims *auth.Claims, m *broker.Matcher) (BatchResult, string) {
 	if int64(len(line)) > h.maxBody {
-		return BatchResult{Status: http.StatusRequestEntityTooLarge, Error: fmt.Sprintf("update of %d bytes larger than %d bytes", len(line), h.maxBody)}
+		return BatchResult{Status: http.StatusRequestEntityTooLarge, Error: fmt.Sprintf("update of %d bytes larger than %d bytes", len(line), h.maxBody)}, "body_too_large"
 	}
 	if !utf8.Valid(line) {
-		return BatchResult{Status: http.StatusBadRequest, Error: "update is not valid UTF-8"}
+		return BatchResult{Status: http.StatusBadRequest, Error: "update is not valid UTF-8"}, "malformed_form"
 	}
 	var bu BatchUpdate
 	dec := json.NewDecoder(bytes.NewReader(line))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&bu); err != nil {
-		return BatchResult{Status: http.StatusBadRequest, Error: "malformed update: " + strings.TrimPrefix(err.Error(), "json: ")}
+		return BatchResult{Status: http.StatusBadRequest, Error: "malformed update: " + strings.TrimPrefix(err.Error(), "json: ")}, "malformed_form"
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return BatchResult{Status: http.StatusBadRequest, ID: bu.ID, Error: "malformed update: more than one JSON value on the line"}
+		return BatchResult{Status: http.StatusBadRequest, ID: bu.ID, Error: "malformed update: more than one JSON value on the line"}, "malformed_form"
 	}
-	bad := func(format string, args ...any) BatchResult {
-		return BatchResult{Status: http.StatusBadRequest, ID: bu.ID, Error: fmt.Sprintf(format, args...)}
+	bad := func(format string, args ...any) (BatchResult, string) {
+		return BatchResult{Status: http.StatusBadRequest, ID: bu.ID, Error: fmt.Sprintf(format, args...)}, "invalid_update"
 	}
 	if bu.Retry < 0 {
 		return bad(`"retry" must not be negative`)
@@ -229,14 +250,14 @@ func (h *Hub) publishLine(r *http.Request, line []byte, claims *auth.Claims, m *
 	}
 	u, code, reason := parseUpdate(f, r.Host)
 	if code != 0 {
-		return BatchResult{Status: code, ID: bu.ID, Error: reason}
+		return BatchResult{Status: code, ID: bu.ID, Error: reason}, "invalid_update"
 	}
 	if claims != nil && claims.Style == auth.StyleAccessToken && len(u.Topics) > 1 {
 		return bad(`a Mercure 1.0 update has exactly one "topic" field, got %d`, len(u.Topics))
 	}
 	if m != nil {
 		if t, ok := allowed(m, u.Topics); !ok {
-			return BatchResult{Status: http.StatusForbidden, ID: bu.ID, Error: fmt.Sprintf("not authorized to publish to topic %q", t)}
+			return BatchResult{Status: http.StatusForbidden, ID: bu.ID, Error: fmt.Sprintf("not authorized to publish to topic %q", t)}, "insufficient_scope"
 		}
 	}
 	if u.ID == "" {
@@ -248,10 +269,17 @@ func (h *Hub) publishLine(r *http.Request, line []byte, claims *auth.Claims, m *
 		stored, err = h.b.Publish(r.Context(), u)
 	}
 	if err == nil {
-		return BatchResult{Status: http.StatusOK, ID: stored.ID}
+		return BatchResult{Status: http.StatusOK, ID: stored.ID}, ""
 	}
 	code, reason = h.publishFailure(r.Context(), err, u.ID)
-	return BatchResult{Status: code, ID: u.ID, Error: reason}
+	label := ""
+	switch code {
+	case http.StatusConflict:
+		label = "duplicate_id"
+	case http.StatusBadRequest:
+		label = "invalid_update"
+	}
+	return BatchResult{Status: code, ID: u.ID, Error: reason}, label
 }
 
 // publishFailure maps an error of broker.Publish to the status and reason
@@ -262,7 +290,7 @@ func (h *Hub) publishFailure(ctx context.Context, err error, id string) (int, st
 	case errors.Is(err, store.ErrDuplicateID):
 		return http.StatusConflict, fmt.Sprintf("update id %q already exists", id)
 	case errors.Is(err, store.ErrInvalid):
-		h.log.Debug("hub: batch publish: the store refused the update", "err", err)
+		h.log.Warn("hub: batch publish: update passed validation but the store refused it", "err", err)
 		return http.StatusBadRequest, "invalid update: " + storeReason(err)
 	case errors.Is(err, broker.ErrShutdown), errors.Is(err, store.ErrClosed):
 		return http.StatusServiceUnavailable, "hub is shutting down"

@@ -347,3 +347,24 @@ func BenchmarkPublishBatch(b *testing.B) {
 		}
 	}
 }
+
+// TestBatchCounts checks that the refused updates of a batch are counted
+// under the labels of the same refusals of single publishes.
+func TestBatchCounts(t *testing.T) {
+	e := newEnv(t, defaultConfig())
+	tok := sign(t, pubKey, []string{"urn:topic:a"}, nil)
+	body := `{"topic":"urn:topic:b"}` + "\n" + `{"topic":""}` + "\n" + `{"topic":"urn:topic:a","id":"x"}` + "\n" + `{"topic":"urn:topic:a","id":"x"}`
+	if w := e.serve(batchRequest(body, tok, "?on-error=continue")); w.Code != http.StatusOK {
+		t.Fatalf("batch POST = %d %q", w.Code, w.Body.String())
+	}
+	got := map[string]uint64{}
+	for _, c := range append(e.hub.Refusals(), e.hub.AuthFailures()...) {
+		got[c.Op+"/"+c.Reason] = c.N
+	}
+	want := map[string]uint64{"publish/insufficient_scope": 1, "publish/invalid_update": 1, "publish/duplicate_id": 1}
+	for k, n := range want {
+		if got[k] != n {
+			t.Errorf("count %s = %d, want %d (all: %v)", k, got[k], n, got)
+		}
+	}
+}

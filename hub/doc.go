@@ -31,6 +31,10 @@
 //   - HEAD /.well-known/mercure with either kind of parameters checks a
 //     subscription (query, token) and answers its status and head without
 //     opening a stream.
+//     Selectors beyond the limits of [broker.CheckSelectors] are refused with
+//     400 before the token is verified, and compiled only after it; a replay
+//     id longer than [store.MaxIDLen] or holding a control character is
+//     refused with 400, so it is never echoed in a header.
 //   - POST /.well-known/mercure publishes (see below).
 //   - GET /.well-known/oauth-protected-resource/.well-known/mercure
 //     answers the RFC 9728 protected resource metadata ([Config.Resource],

@@ -8,10 +8,10 @@ import (
 	"github.com/herald-sse/herald/hub"
 )
 
-// FuzzSubscribeQuery runs arbitrary query strings through the subscribe
+// FuzzSubscribeHead runs arbitrary query strings through the subscribe
 // parser (HEAD, so no stream is opened): every input gets 200 or a 4xx with
 // a reason, never a panic or a 5xx.
-func FuzzSubscribeQuery(f *testing.F) {
+func FuzzSubscribeHead(f *testing.F) {
 	for _, seed := range []string{
 		"topic=a", "match=a", "matchURLPattern=https://example.com/:id", "match_urlpattern=/a/*",
 		"matchURLPattern=https://example.com/(", "matchURLPattern=%5C", "matchURLPattern=((((((a)*)*)*)*)",

@@ -157,6 +157,9 @@ type Hub struct {
 	matchers  matcherCache  // publish matchers by token claims (pubcache.go)
 	feed      *presenceFeed // nil unless Config.Subscriptions
 	closeOnce sync.Once
+
+	refusals  counters // see Refusals
+	authFails counters // see AuthFailures
 }
 
 // New validates cfg and returns a hub that serves b. The hub keeps its own

@@ -11,6 +11,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -31,6 +32,7 @@ func (h *Hub) publish(w http.ResponseWriter, r *http.Request) {
 	// Refuse cross-origin browser POSTs (CSRF, with a cookie token or with
 	// PublishAnonymous) unless the origin is one of CORSOrigins.
 	if err := h.csrf.Check(r); err != nil {
+		h.refusals.add("publish", "cross_origin")
 		fail(w, http.StatusForbidden, "cross-origin publish refused: origin not allowed")
 		return
 	}
@@ -47,6 +49,7 @@ func (h *Hub) publish(w http.ResponseWriter, r *http.Request) {
 		}
 		if err != nil || mt != formType {
 			w.Header().Set("Accept-Post", formType+", "+BatchType)
+			h.refusals.add("publish", "content_type")
 			if strings.HasPrefix(mt, "multipart/") {
 				fail(w, http.StatusUnsupportedMediaType, "multipart bodies are not supported: use %s", formType)
 				return
@@ -61,20 +64,26 @@ func (h *Hub) publish(w http.ResponseWriter, r *http.Request) {
 	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, h.maxBody))
 	if err != nil {
 		if mbe, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			h.refusals.add("publish", "body_too_large")
 			fail(w, http.StatusRequestEntityTooLarge, "request body larger than %d bytes", mbe.Limit)
 			return
 		}
-		fail(w, http.StatusBadRequest, "reading request body: %v", err)
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			// The server's body read deadline passed: a slow or absent body.
+			h.refuse(w, "publish", "body_timeout", http.StatusRequestTimeout, "request body not received in time")
+			return
+		}
+		h.refuse(w, "publish", "body_read", http.StatusBadRequest, fmt.Sprintf("reading request body: %v", err))
 		return
 	}
 	form, err := url.ParseQuery(buf.String())
 	if err != nil {
-		fail(w, http.StatusBadRequest, "malformed form body: %v", err)
+		h.refuse(w, "publish", "malformed_form", http.StatusBadRequest, fmt.Sprintf("malformed form body: %v", err))
 		return
 	}
 	u, code, reason := parseUpdate(form, r.Host)
 	if code != 0 {
-		fail(w, code, "%s", reason)
+		h.refuse(w, "publish", "invalid_update", code, reason)
 		return
 	}
 	if claims != nil && claims.Style == auth.StyleAccessToken && len(u.Topics) > 1 {
@@ -84,10 +93,12 @@ func (h *Hub) publish(w http.ResponseWriter, r *http.Request) {
 	if claims != nil {
 		m, err := h.publishMatcher(claims)
 		if err != nil {
+			h.authFails.add("publish", "bad_selector")
 			challenge(w, http.StatusUnauthorized, "invalid_token", "invalid access token: bad publish selector: %s", strings.TrimPrefix(err.Error(), "broker: "))
 			return
 		}
 		if t, ok := allowed(m, u.Topics); !ok {
+			h.authFails.add("publish", "insufficient_scope")
 			challenge(w, http.StatusForbidden, "insufficient_scope", "not authorized to publish to topic %q", t)
 			return
 		}
@@ -106,11 +117,11 @@ func (h *Hub) publish(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case err == nil:
 	case errors.Is(err, store.ErrDuplicateID):
-		fail(w, http.StatusConflict, "update id %q already exists", u.ID)
+		h.refuse(w, "publish", "duplicate_id", http.StatusConflict, fmt.Sprintf("update id %q already exists", u.ID))
 		return
 	case errors.Is(err, store.ErrInvalid):
-		h.log.Debug("hub: publish: the store refused the update", "err", err)
-		fail(w, http.StatusBadRequest, "invalid update: %s", storeReason(err))
+		h.log.Warn("hub: publish: update passed validation but the store refused it", "err", err)
+		h.refuse(w, "publish", "invalid_update", http.StatusBadRequest, "invalid update: "+storeReason(err))
 		return
 	case errors.Is(err, broker.ErrShutdown), errors.Is(err, store.ErrClosed):
 		fail(w, http.StatusServiceUnavailable, "hub is shutting down")
@@ -182,6 +193,9 @@ func (h *Hub) authenticatePublisher(w http.ResponseWriter, r *http.Request) (*au
 		return nil, false
 	}
 	claims, err := authenticate(h.pub, r, "publisher")
+	if err != nil && (!errors.Is(err, auth.ErrNoToken) || !h.anonPub) {
+		h.authFailed("publish", err)
+	}
 	switch {
 	case err == nil:
 		return claims, true
@@ -242,8 +256,12 @@ func parseUpdate(f url.Values, host string) (u store.Update, code int, reason st
 	switch {
 	case strings.HasPrefix(u.ID, "#"):
 		return bad(`"id" must not start with '#'`)
+	case len(u.ID) > store.MaxIDLen:
+		return bad(`"id" is longer than %d bytes (%d)`, store.MaxIDLen, len(u.ID))
 	case strings.ContainsAny(u.ID, "\r\n\x00"):
 		return bad(`"id" must not contain CR, LF or NUL`)
+	case strings.ContainsFunc(u.ID, isControl):
+		return bad(`"id" must not contain control characters`)
 	case !utf8.ValidString(u.ID):
 		return bad(`"id" is not valid UTF-8`)
 	case u.ID == "earliest":

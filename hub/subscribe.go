@@ -9,43 +9,55 @@ import (
 
 	"github.com/herald-sse/herald/auth"
 	"github.com/herald-sse/herald/broker"
+	"github.com/herald-sse/herald/store"
 )
 
 // subscribe handles GET and HEAD: topic selectors, replay position,
 // optional token, then hands the stream to the broker. HEAD answers the
 // head of the stream GET would open (or its error) without opening it.
+// Every check that costs little runs first; selectors are compiled only
+// once the request is authorized (a hub that requires a token compiles
+// nothing for an anonymous or forged request).
 func (h *Hub) subscribe(w http.ResponseWriter, r *http.Request) {
 	q, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
-		fail(w, http.StatusBadRequest, "malformed query string: %v", err)
+		h.refuse(w, "subscribe", "malformed_query", http.StatusBadRequest, fmt.Sprintf("malformed query string: %v", err))
 		return
 	}
 	topics, code, reason := h.parseSelectors(q)
 	if code != 0 {
-		fail(w, code, "%s", reason)
+		h.refuse(w, "subscribe", "invalid_selector", code, reason)
 		return
 	}
-	if _, err := broker.NewMatcher(topics); err != nil {
-		fail(w, http.StatusBadRequest, "invalid topic selector: %s", strings.TrimPrefix(err.Error(), "broker: "))
+	if err := broker.CheckSelectors(topics); err != nil {
+		h.refuse(w, "subscribe", "selector_too_large", http.StatusBadRequest, "topic selector refused: "+selectorReason(err))
 		return
 	}
-	sub := broker.Subscription{Topics: topics, LastEventID: lastEventID(r, q)}
+	last := lastEventID(r, q)
+	if why := checkEventID(last); why != "" {
+		h.refuse(w, "subscribe", "bad_last_event_id", http.StatusBadRequest, "Last-Event-ID "+why)
+		return
+	}
+	sub := broker.Subscription{Topics: topics, LastEventID: last}
 
 	claims, err := authenticate(h.sub, r, "subscriber")
 	switch {
 	case errors.Is(err, auth.ErrNoToken):
 		if h.reqToken {
+			h.authFailed("subscribe", err)
 			h.missingToken(w)
 			return
 		}
 	case err != nil:
+		h.authFailed("subscribe", err)
 		h.log.Debug("hub: subscribe: token refused", "err", err)
 		challenge(w, http.StatusUnauthorized, "invalid_token", "%s", tokenReason(err))
 		return
 	default:
 		if private := h.claimSelectors(claims, "subscribe"); private != nil {
 			if _, err := broker.NewMatcher(private); err != nil {
-				challenge(w, http.StatusUnauthorized, "invalid_token", "invalid access token: bad subscribe selector: %s", strings.TrimPrefix(err.Error(), "broker: "))
+				h.authFails.add("subscribe", "bad_selector")
+				challenge(w, http.StatusUnauthorized, "invalid_token", "invalid access token: bad subscribe selector: %s", selectorReason(err))
 				return
 			}
 			sub.Private = private
@@ -53,6 +65,10 @@ func (h *Hub) subscribe(w http.ResponseWriter, r *http.Request) {
 	}
 	if claims != nil {
 		sub.Until = claims.ExpiresAt // the stream ends when the token does
+	}
+	if _, err := broker.NewMatcher(topics); err != nil {
+		h.refuse(w, "subscribe", "invalid_selector", http.StatusBadRequest, "invalid topic selector: "+selectorReason(err))
+		return
 	}
 	if h.feed != nil {
 		sub.Subscriber = subscriberID(claims)
@@ -141,6 +157,35 @@ func matchParamType(name string) string {
 	}
 	return ""
 }
+
+// refuse counts a refusal of op for label and answers it with code and
+// reason.
+func (h *Hub) refuse(w http.ResponseWriter, op, label string, code int, reason string) {
+	h.refusals.add(op, label)
+	fail(w, code, "%s", reason)
+}
+
+// selectorReason is the reason of a selector error, without the package
+// prefix.
+func selectorReason(err error) string {
+	return strings.TrimPrefix(err.Error(), "broker: ")
+}
+
+// checkEventID reports why id cannot be an update id ("" when it can, or
+// is empty): longer than [store.MaxIDLen] or holding a control character.
+// An id that passes can be echoed in a response header as is.
+func checkEventID(id string) string {
+	if len(id) > store.MaxIDLen {
+		return fmt.Sprintf("is longer than %d bytes (%d)", store.MaxIDLen, len(id))
+	}
+	if strings.ContainsFunc(id, isControl) {
+		return "contains a control character"
+	}
+	return ""
+}
+
+// isControl reports whether r is a C0 or C1 control or DEL.
+func isControl(r rune) bool { return r < 0x20 || r == 0x7f || (r >= 0x80 && r <= 0x9f) }
 
 // lastEventID returns the replay position asked for by r: the Last-Event-ID
 // header, else the lastEventID query parameter (for clients that cannot set

@@ -11,8 +11,7 @@
 //
 // Examples:
 //
-//	herald bench --subscribers 10000 --rate 5 --duration 30s --pid $(pidof herald) \
-//	    --pub-header "Authorization: Bearer $TOKEN"
+//	herald bench --subscribers 10000 --rate 5 --duration 30s --pid $(pidof herald) --token "$TOKEN"
 //	herald bench --subscribers 1000 --rate 50 --duration 30s --json
 //	herald bench --subscribers 100 --rate 0 --publishers 8 --duration 10s   # publish throughput
 //	herald bench --idle --subscribers 10000 --connect-rate 2000 --pid 1234
@@ -135,6 +134,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		header, pubHeader, subHdr headerFlag
 		sourceIPs                 string
 		idle, asJSON, quiet       bool
+		token                     string
 	)
 	subURLs := urlsFlag{urls: []string{"http://127.0.0.1:8080/.well-known/mercure?topic=bench"}}
 	pubURLs := urlsFlag{urls: []string{"http://127.0.0.1:8080/.well-known/mercure"}}
@@ -162,6 +162,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&sourceIPs, "source-ips", "", "local source addresses: N (127.0.0.1..127.0.0.N), a range 127.0.0.1-127.0.0.50, or a comma list")
 	fs.IntVar(&cfg.Readers, "readers", 0, "reader goroutines (epoll instances); 0 = GOMAXPROCS, at most 8")
 	fs.DurationVar(&cfg.ReadPause, "read-pause", 200*time.Microsecond, "readers pause this long after a wakeup with few ready connections (saves CPU; receipts keep kernel timestamps); negative = never")
+	fs.StringVar(&token, "token", "", "publisher JWT, sent as \"Authorization: Bearer\" with each publish (env HERALD_TOKEN)")
 	fs.BoolVar(&idle, "idle", false, "connect and hold only, publish nothing")
 	fs.BoolVar(&asJSON, "json", false, "print the result as one JSON object")
 	fs.BoolVar(&quiet, "quiet", false, "no progress on stderr")
@@ -181,6 +182,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		cfg.PubURL, cfg.PubURLs = "", nil
 	}
 	cfg.Header, cfg.PubHeader, cfg.SubHeader = header.h, pubHeader.h, subHdr.h
+	if err := benchToken(&cfg, token); err != nil {
+		return err
+	}
 	if sourceIPs != "" {
 		ips, err := loadgen.ParseSourceIPs(sourceIPs)
 		if err != nil {
@@ -206,7 +210,41 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		err = errors.Join(err, perr)
 	}
-	return err
+	return errors.Join(err, publishesFailed(cfg, res))
+}
+
+// benchToken adds "Authorization: Bearer token" to the publish headers,
+// unless a header flag already sets Authorization.
+func benchToken(cfg *loadgen.Config, token string) error {
+	if token == "" {
+		return nil
+	}
+	if cfg.Header.Get("Authorization") != "" || cfg.PubHeader.Get("Authorization") != "" {
+		return &exitError{2, errors.New("--token and an Authorization --header or --pub-header exclude each other")}
+	}
+	if cfg.PubHeader == nil {
+		cfg.PubHeader = http.Header{}
+	}
+	cfg.PubHeader.Set("Authorization", "Bearer "+token)
+	return nil
+}
+
+// publishesFailed is the error of a run in which the hub accepted no
+// publish: its result means nothing.
+func publishesFailed(cfg loadgen.Config, res loadgen.Result) error {
+	if cfg.PubURL == "" || res.Published > 0 || res.PublishErrors == 0 {
+		return nil
+	}
+	hint := ""
+	for _, code := range []int{http.StatusUnauthorized, http.StatusNotFound} {
+		if strings.Contains(res.PublishError, fmt.Sprintf("status %d ", code)) {
+			hint = refusalHint(code, cfg.PubURL, cfg.PubHeader.Get("Authorization") != "" || cfg.Header.Get("Authorization") != "")
+		}
+	}
+	if hint == "" && cfg.PubHeader.Get("Authorization") == "" && cfg.Header.Get("Authorization") == "" {
+		hint = " (hint: no token: give --token or set HERALD_TOKEN)"
+	}
+	return &exitError{1, fmt.Errorf("every publish failed (%d errors; first: %s)%s", res.PublishErrors, res.PublishError, hint)}
 }
 
 // progressPrinter writes progress lines: rewritten in place on a terminal,

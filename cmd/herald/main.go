@@ -6,6 +6,8 @@
 //	herald sub     subscribe and print events
 //	herald token   mint a JWT for publishers and subscribers
 //	herald bench   load-test Herald or another SSE hub
+//	herald version print the version
+//	herald health  check a running hub's /healthz
 //
 // Every flag of every subcommand can also be set with an environment
 // variable: --foo-bar is HERALD_FOO_BAR. A flag on the command line wins
@@ -32,11 +34,13 @@ type command struct {
 }
 
 var commands = map[string]command{
-	"serve": {"run the hub", runServe},
-	"pub":   {"publish an update", runPub},
-	"sub":   {"subscribe and print events", runSub},
-	"token": {"mint a JWT for publishers and subscribers", runToken},
-	"bench": {"load-test Herald or another SSE hub", runBench},
+	"serve":   {"run the hub", runServe},
+	"pub":     {"publish an update", runPub},
+	"sub":     {"subscribe and print events", runSub},
+	"token":   {"mint a JWT for publishers and subscribers", runToken},
+	"bench":   {"load-test Herald or another SSE hub", runBench},
+	"version": {"print the version", runVersion},
+	"health":  {"check a running hub's /healthz (for container health checks)", runHealth},
 }
 
 // exitError carries a process exit code up to main.
@@ -95,39 +99,6 @@ func usage(w io.Writer) {
 	}
 	fmt.Fprintln(w, "\nRun 'herald <command> -h' for the flags of a command.")
 	fmt.Fprintln(w, "Every flag --foo-bar can also be set as HERALD_FOO_BAR in the environment.")
-}
-
-// parseFlags parses args into fs, then fills every flag not given on the
-// command line from its HERALD_* environment variable. Usage errors are
-// exit code 2.
-func parseFlags(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return &exitError{2, err}
-	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	var err error
-	fs.VisitAll(func(f *flag.Flag) {
-		if set[f.Name] || err != nil {
-			return
-		}
-		name := envName(f.Name)
-		if v, ok := os.LookupEnv(name); ok {
-			if e := fs.Set(f.Name, v); e != nil {
-				err = &exitError{2, fmt.Errorf("%s=%q: %w", name, v, e)}
-			}
-		}
-	})
-	return err
-}
-
-// envName maps a flag name to its environment variable: "foo-bar" is
-// HERALD_FOO_BAR.
-func envName(flagName string) string {
-	return "HERALD_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
 // listFlag is a repeatable string flag.

@@ -23,7 +23,10 @@ const readyTimeout = 2 * time.Second
 // mountOps adds the operational endpoints: /metrics (Prometheus) and
 // /readyz (the store answers and the broker is not shutting down).
 // /healthz is served by the hub itself.
-func mountOps(mux *http.ServeMux, b *broker.Broker, st store.Store, closing func() bool) {
+//
+// extra are further collectors of the command (publishes in flight,
+// latency histograms) registered beside the broker's.
+func mountOps(mux *http.ServeMux, b *broker.Broker, st store.Store, closing func() bool, extra ...prometheus.Collector) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		collectors.NewGoCollector(),
@@ -46,8 +49,10 @@ func mountOps(mux *http.ServeMux, b *broker.Broker, st store.Store, closing func
 		counter("slow_disconnects_total", "Subscribers disconnected for falling too far behind.", func(s broker.Stats) float64 { return float64(s.Dropped) }),
 		counter("gap_disconnects_total", "Streams ended because updates owed to them were trimmed from the history (the client resumes, or is told Last-Event-ID: earliest).", func(s broker.Stats) float64 { return float64(s.Gaps) }),
 		counter("log_resets_total", "Times the store reported that its log lost data or restarted its positions; each ends every stream.", func(s broker.Stats) float64 { return float64(s.Resets) }),
+		counter("written_bytes_total", "Event bytes written to subscribers (replays, live events, heartbeats).", func(s broker.Stats) float64 { return float64(s.BytesWritten) }),
 		counter("write_timeouts_total", "Streams cut because their client stopped reading for --write-timeout.", func(s broker.Stats) float64 { return float64(s.WriteTimeouts) }),
 	)
+	reg.MustRegister(extra...)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")

@@ -318,6 +318,7 @@ func (p *publisher) post(ctx context.Context, body string) (id string, retry boo
 		if r := oneLine(string(b)); r != "" {
 			msg += ": " + r
 		}
+		msg += refusalHint(resp.StatusCode, p.url, req.Header.Get("Authorization") != "")
 		switch resp.StatusCode {
 		case http.StatusConflict:
 			return "", false, fmt.Errorf("%w: %s", errConflict, msg)

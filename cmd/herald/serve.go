@@ -62,6 +62,13 @@ type serveConfig struct {
 	subscriptions   bool
 	presenceTTL     time.Duration
 	tokens          tokenConfig
+
+	configFile  string
+	printConfig bool
+	tls         tlsConfig
+	drain       drainConfig
+	obs         obsConfig
+	limits      limitsConfig
 }
 
 func (c *serveConfig) flags(fs *flag.FlagSet) {
@@ -108,7 +115,13 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.tokens.audience, "jwt-audience", "", "if set, tokens must carry this aud claim (Mercure 1.0: the hub's URL, which is then also the base of relative URL patterns)")
 	fs.BoolVar(&c.tokens.legacyTokens, "mercure-claim-tokens", true, "accept classic tokens with a mercure claim beside Mercure 1.0 at+jwt access tokens")
 	fs.BoolVar(&c.tokens.reusedIDs, "allow-reused-ids", false, "accept a publish whose id is already taken, giving the update a new id (default: 409)")
+	c.limits.flags(fs)
 	fs.StringVar(&c.debugAddr, "debug-addr", "", "if set, serve Go's /debug/pprof profiles on this separate address (keep it private, e.g. 127.0.0.1:6060)")
+	fs.StringVar(&c.configFile, configFlag, "", "read flags not given on the command line or in HERALD_* from this TOML file (keys are flag names)")
+	fs.BoolVar(&c.printConfig, "print-config", false, "print the effective configuration (secrets masked) as TOML and exit")
+	c.tls.flags(fs)
+	c.drain.flags(fs)
+	c.obs.flags(fs)
 }
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -118,21 +131,32 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.Usage = func() {
 		fmt.Fprint(stderr, "Usage: herald serve [flags]\n\n"+
 			"Runs the hub: Mercure publish and subscribe at /.well-known/mercure, the dashboard at /,\n"+
-			"/healthz, /readyz and /metrics. Every flag --foo-bar can also be set as HERALD_FOO_BAR.\n\nFlags:\n")
+			"/healthz, /readyz and /metrics. Every flag --foo-bar can also be set as HERALD_FOO_BAR\n"+
+			"or as foo-bar in the --config file (flag > env > file > default).\n"+
+			"Exit status 2: invalid flags or configuration (nothing was opened); 1: a runtime error.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	c.flags(fs)
-	if err := parseFlags(fs, args); err != nil {
+	src, err := parseFlagSources(fs, args)
+	if err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
-		return &exitError{2, fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+		return configError("unexpected argument %q (run 'herald serve -h' for the flags)", fs.Arg(0))
 	}
 	logger, err := newLogger(stderr, c.logLevel, c.logFormat)
 	if err != nil {
-		return &exitError{2, err}
+		return &exitError{exitConfig, err}
 	}
-	return serve(ctx, c, logger, stdout)
+	p, err := newServePlan(c, logger)
+	if err != nil {
+		return &exitError{exitConfig, err}
+	}
+	if c.printConfig {
+		printConfig(stdout, fs, src, configFlag, "print-config")
+		return nil
+	}
+	return p.serve(ctx, stdout)
 }
 
 func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
@@ -150,40 +174,37 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 	return nil, fmt.Errorf("--log-format %q: want text or json", format)
 }
 
-func serve(ctx context.Context, c serveConfig, logger *slog.Logger, stdout io.Writer) error {
+// servePlan is a validated `herald serve` configuration, with the
+// library configurations built from it. Building it prints, opens and
+// listens on nothing.
+type servePlan struct {
+	c      serveConfig
+	logger *slog.Logger
+	token  string // the publisher token to print when the key was generated
+	bcfg   broker.Config
+	hcfg   hub.Config
+}
+
+func newServePlan(c serveConfig, logger *slog.Logger) (*servePlan, error) {
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	p := &servePlan{c: c, logger: logger}
 	pubKey := []byte(c.publisherKey)
 	if len(pubKey) == 0 && !c.publishAnon && !c.tokens.asymmetric() {
 		pubKey = make([]byte, 32)
 		rand.Read(pubKey)
 		tok, err := auth.Sign(pubKey, auth.Claims{Publish: []string{"*"}, Subscribe: []string{"*"}}, 0)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		fmt.Fprintf(stdout, "No --publisher-key given: generated a key for this run only.\n"+
-			"Publisher token (publish and subscribe to every topic, valid until the hub stops):\n\n%s\n\n", tok)
+		p.token = tok
 	}
 	subKey := []byte(c.subscriberKey)
 	if len(subKey) == 0 {
 		subKey = pubKey
 	}
-	pubVerifier, subVerifier, baseURL, closeKeys, err := verifiers(ctx, c.tokens, pubKey, subKey, logger)
-	if err != nil {
-		return err
-	}
-	defer closeKeys()
-
-	uuid.EnableRandPool() // update ids: one crypto/rand read per 16 ids, not per id
-	st, closeStore, err := openStore(ctx, c, logger)
-	if err != nil {
-		return err
-	}
-	defer closeStore()
-	var h *hub.Hub // set before the server starts, so before any stream
-	var onSubscription func(broker.Presence)
-	if c.subscriptions {
-		onSubscription = func(p broker.Presence) { h.OnSubscription(p) }
-	}
-	b, err := broker.New(st, broker.Config{
+	p.bcfg = broker.Config{
 		Logger:         logger,
 		Heartbeat:      disableIfZero(c.heartbeat),
 		Retry:          disableIfZero(c.retry),
@@ -192,18 +213,8 @@ func serve(ctx context.Context, c serveConfig, logger *slog.Logger, stdout io.Wr
 		MaxSubscribers: c.maxSubscribers,
 		NoPark:         c.noPark,
 		IOUring:        c.ioUring,
-		OnSubscription: onSubscription,
-	})
-	if err != nil {
-		return err
 	}
-	presence, closePresence, err := openPresence(c)
-	if err != nil {
-		_ = b.Shutdown(context.Background())
-		return err
-	}
-	defer closePresence() // after h.Close, which removes this hub's entries
-	h, err = hub.New(b, hub.Config{
+	p.hcfg = hub.Config{
 		PublisherKey:           pubKey,
 		SubscriberKey:          subKey,
 		RequireSubscriberToken: c.requireSubToken,
@@ -215,32 +226,85 @@ func serve(ctx context.Context, c serveConfig, logger *slog.Logger, stdout io.Wr
 		CORSOrigins:            c.corsOrigins,
 		Logger:                 logger,
 		Subscriptions:          c.subscriptions,
-		Presence:               presence,
-		PublisherVerifier:      pubVerifier,
-		SubscriberVerifier:     subVerifier,
-		BaseURL:                baseURL,
 		AllowReusedIDs:         c.tokens.reusedIDs,
 		Resource:               c.tokens.audience,
 		AuthorizationServers:   c.tokens.authServers(),
-	})
+	}
+	if err := checkLibraryConfigs(p.bcfg, p.hcfg); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func (p *servePlan) serve(ctx context.Context, stdout io.Writer) error {
+	c, logger := p.c, p.logger
+	lim, err := c.limits.newLimiter(logger)
+	if err != nil {
+		return err
+	}
+	pubVerifier, subVerifier, baseURL, closeKeys, err := verifiers(ctx, c.tokens, p.hcfg.PublisherKey, p.hcfg.SubscriberKey, logger)
+	if err != nil {
+		return err
+	}
+	defer closeKeys()
+	uuid.EnableRandPool() // update ids: one crypto/rand read per 16 ids, not per id
+	routeClientLogs(logger)
+	st, closeStore, err := openStore(ctx, c, logger)
+	if err != nil {
+		return err
+	}
+	defer closeStore()
+	m := newMetrics()
+	st = timedStore{st, m}
+	var h *hub.Hub // set before the server starts, so before any stream
+	bcfg := p.bcfg
+	if c.subscriptions {
+		bcfg.OnSubscription = func(p broker.Presence) { h.OnSubscription(p) }
+	}
+	b, err := broker.New(st, bcfg)
+	if err != nil {
+		return err
+	}
+	presence, closePresence, err := openPresence(c)
+	if err != nil {
+		_ = b.Shutdown(context.Background())
+		return err
+	}
+	defer closePresence() // after h.Close, which removes this hub's entries
+	hcfg := p.hcfg
+	hcfg.Presence = presence
+	hcfg.PublisherVerifier, hcfg.SubscriberVerifier, hcfg.BaseURL = pubVerifier, subVerifier, baseURL
+	h, err = hub.New(b, hcfg)
 	if err != nil {
 		_ = b.Shutdown(context.Background())
 		return err
 	}
 	defer h.Close() // on early returns; the shutdown below closes it first
 
-	ln, err := net.Listen("tcp", c.addr)
+	tlsSrv, err := c.tls.setup(c.dataDir, logger)
 	if err != nil {
 		_ = b.Shutdown(context.Background())
 		return err
 	}
+	ln, err := net.Listen("tcp", c.addr)
+	if err != nil {
+		tlsSrv.stop()
+		_ = b.Shutdown(context.Background())
+		return err
+	}
+	ln = lim.Listener(ln)
 	var closing atomic.Bool
 	mux := http.NewServeMux()
 	mux.Handle(hub.Path, h)
 	mux.Handle(hub.Path+"/", h)
-	mux.Handle(hub.HealthPath, h)
+	mux.Handle(hub.HealthPath, withVersion(h))
 	mux.Handle(hub.ResourceMetadataPath, h)
-	mountOps(mux, b, st, closing.Load)
+	inflight := newInflight(mux) // publishes in flight, which a drain waits for
+	mountOps(mux, b, st, closing.Load, append(m.collectors(), inflight.collector(), newLimitsCollector(lim, h))...)
+	var accessLog *slog.Logger
+	if c.obs.accessLog {
+		accessLog = logger
+	}
 	var dash *web.Dashboard
 	if !c.noDashboard {
 		dash = web.New(b.Stats, web.Config{})
@@ -248,20 +312,34 @@ func serve(ctx context.Context, c serveConfig, logger *slog.Logger, stdout io.Wr
 		mux.Handle("GET /dashboard/", dash)
 	}
 	srv := &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: 10 * time.Second,
+		Handler:           lim.Handler(observe(inflight, m, accessLog)),
+		ReadHeaderTimeout: c.limits.readHeaderTimeout,
+		IdleTimeout:       c.limits.idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ConnContext:       lim.ConnContext,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
+		Protocols:         c.tls.protocols(),
+		HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: c.tls.h2MaxStreams},
 	}
 	if dash != nil {
 		srv.RegisterOnShutdown(dash.Close) // end the stats streams, so srv.Shutdown does not wait on them
 	}
-	logger.Info("herald: listening", "addr", ln.Addr().String(), "store", c.storeKind, "data_dir", storeDir(c))
+	scheme := "http"
+	if tlsSrv != nil {
+		srv.TLSConfig = tlsSrv.config
+		scheme = "https"
+	}
+	if p.token != "" {
+		printBanner(stdout, c.logFormat, p.token)
+	}
+	logger.Info("herald: listening", "addr", ln.Addr().String(), "scheme", scheme, "version", versionString(), "store", c.storeKind, "data_dir", storeDir(c))
 
 	g, gctx := errgroup.WithContext(ctx)
 	if c.debugAddr != "" {
 		dbg, dln, err := debugServer(c.debugAddr, logger)
 		if err != nil {
 			ln.Close()
+			tlsSrv.stop()
 			_ = b.Shutdown(context.Background())
 			return err
 		}
@@ -276,23 +354,52 @@ func serve(ctx context.Context, c serveConfig, logger *slog.Logger, stdout io.Wr
 			return dbg.Close()
 		})
 	}
+	if tlsSrv != nil {
+		for _, run := range tlsSrv.run {
+			g.Go(func() error { return run(gctx) })
+		}
+	}
 	g.Go(func() error {
-		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		var err error
+		if tlsSrv != nil {
+			err = srv.ServeTLS(ln, "", "")
+		} else {
+			err = srv.Serve(ln)
+		}
+		if !errors.Is(err, http.ErrServerClosed) {
 			return err
 		}
 		return nil
 	})
 	g.Go(func() error {
 		<-gctx.Done()
-		closing.Store(true)
-		logger.Info("herald: shutting down")
+		closing.Store(true) // /readyz answers 503 from now on
+		logger.Info("herald: shutting down", "timeout", c.shutdownTimeout, "drain_spread", c.drain.spread)
 		sctx, cancel := context.WithTimeout(context.Background(), c.shutdownTimeout)
 		defer cancel()
-		_ = h.Close()           // stop publishing subscription events before the broker goes
-		err := b.Shutdown(sctx) // end the streams first, so srv.Shutdown does not wait on them
-		return errors.Join(err, srv.Shutdown(sctx))
+		return drain(sctx, drainSteps{
+			server:   srv,
+			inflight: inflight,
+			hub:      h,
+			broker:   b,
+			spread:   c.drain.spread,
+			logger:   logger,
+		})
 	})
 	return g.Wait()
+}
+
+// printBanner prints the generated publisher token, as a JSON line
+// with --log-format json.
+func printBanner(w io.Writer, format, token string) {
+	if format == "json" {
+		l := slog.New(slog.NewJSONHandler(w, nil))
+		l.Info("herald: no --publisher-key given: generated a key for this run only (a token from a previous run is refused)",
+			"publisher_token", token)
+		return
+	}
+	fmt.Fprintf(w, "No --publisher-key given: generated a key for this run only.\n"+
+		"Publisher token (publish and subscribe to every topic, valid until the hub stops):\n\n%s\n\n", token)
 }
 
 func storeDir(c serveConfig) string {

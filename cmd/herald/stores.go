@@ -92,8 +92,8 @@ func openEngine(ctx context.Context, c serveConfig, logger *slog.Logger) (store.
 		// down. No reconnect buffer: a publish while disconnected fails at
 		// once (not stored) instead of being sent later, after its
 		// publisher was told it timed out.
-		nc, err := nats.Connect(c.natsURL, nats.Name("herald"), nats.MaxReconnects(-1),
-			nats.RetryOnFailedConnect(true), nats.ReconnectBufSize(-1))
+		nc, err := nats.Connect(c.natsURL, append(natsLogOptions(logger), nats.Name("herald"), nats.MaxReconnects(-1),
+			nats.RetryOnFailedConnect(true), nats.ReconnectBufSize(-1))...)
 		if err != nil {
 			return nil, nil, &exitError{2, fmt.Errorf("--nats-url %s: %w", c.natsURL, err)}
 		}
@@ -170,7 +170,7 @@ func (b *byteSize) String() string {
 }
 
 func (b *byteSize) Set(v string) error {
-	num := strings.TrimRight(v, "BKMGTiikmgt ")
+	num := strings.TrimRight(v, "BKMGTikmgt ")
 	unit := strings.TrimSpace(v[len(num):])
 	mult, ok := map[string]int64{"": 1, "B": 1, "KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12,
 		"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40}[unit]

@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/herald-sse/herald/auth"
+	"github.com/herald-sse/herald/broker"
 )
 
 // tokenUsage is the header of `herald token -h`.
@@ -122,6 +123,16 @@ func runToken(_ context.Context, args []string, stdout, stderr io.Writer) error 
 	if ttl < 0 {
 		return &exitError{2, fmt.Errorf("--ttl must not be negative, got %v", ttl)}
 	}
+	for _, sels := range []struct {
+		flag string
+		list []string
+	}{{"--publish", publish}, {"--subscribe", subscribe}} {
+		for _, sel := range sels.list {
+			if err := checkSelector(sel); err != nil {
+				return &exitError{2, fmt.Errorf("%s %q: %w", sels.flag, sel, err)}
+			}
+		}
+	}
 	c := auth.Claims{Publish: publish, Subscribe: subscribe, Subject: subject}
 	if payload != "" {
 		if err := json.Unmarshal([]byte(payload), &c.Payload); err != nil {
@@ -195,4 +206,16 @@ func tokenDetails(publish, publishPattern, subscribe, subscribePattern []string,
 		details = append(details, auth.Detail{Subscribe: true, Topics: ms, Payload: payload})
 	}
 	return details
+}
+
+// checkSelector refuses a topic selector the hub would never match: empty,
+// or a URI template that does not parse.
+func checkSelector(sel string) error {
+	if strings.TrimSpace(sel) == "" {
+		return errors.New("empty selector: want a topic, '*' or an RFC 6570 URI template")
+	}
+	if _, err := broker.NewMatcher([]string{sel}); err != nil {
+		return fmt.Errorf("not a valid topic selector (a topic, '*' or an RFC 6570 URI template): %w", err)
+	}
+	return nil
 }

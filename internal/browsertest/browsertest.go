@@ -61,8 +61,10 @@ func ExecPath() string {
 }
 
 // New starts a headless Chromium for t and returns it. Without Chromium it
-// skips t, or fails it when the environment has CI=true.
-func New(t testing.TB) *Browser {
+// skips t, or fails it when the environment has CI=true. extra adds
+// command-line options to the defaults (e.g. chromedp.Flag
+// ("ignore-certificate-errors", true) for a test's self-signed HTTPS).
+func New(t testing.TB, extra ...chromedp.ExecAllocatorOption) *Browser {
 	t.Helper()
 	path := ExecPath()
 	if path == "" {
@@ -91,6 +93,7 @@ func New(t testing.TB) *Browser {
 		chromedp.Flag("disable-backgrounding-occluded-windows", true),
 		chromedp.Flag("mute-audio", true),
 	}
+	opts = append(opts, extra...)
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	b := &Browser{t: t, first: true}
 	ctx, cancel := chromedp.NewContext(allocCtx, chromedp.WithListener(b.listen))

@@ -77,6 +77,7 @@ type Conn struct {
 
 	queued  atomic.Bool // on the worker's dirty list
 	closing atomic.Bool // Close was called
+	ending  atomic.Bool // Finish was called: close once everything is written
 	done    atomic.Bool // finished: socket closed, Closed called (set by the worker)
 }
 
@@ -119,6 +120,7 @@ type worker struct {
 	discard  []byte
 	ring     *uring        // nil: one sendmsg per connection
 	loops    atomic.Uint64 // epoll_wait returns, for tests
+	written  atomic.Uint64 // bytes the sockets accepted
 }
 
 // New starts a Poller with cfg.Workers writer goroutines. It returns an
@@ -357,6 +359,15 @@ func (p *Poller) Register(c net.Conn, src Source) (*Conn, error) {
 	return cn, nil
 }
 
+// Written returns how many bytes the poller's sockets have accepted.
+func (p *Poller) Written() uint64 {
+	var n uint64
+	for _, w := range p.workers {
+		n += w.written.Load()
+	}
+	return n
+}
+
 // Len returns the number of registered connections that are not finished
 // yet.
 func (p *Poller) Len() int { return int(p.n.Load()) }
@@ -410,6 +421,19 @@ func (c *Conn) Close() {
 	if c.queued.CompareAndSwap(false, true) {
 		c.w.enqueue(c)
 	}
+}
+
+// Finish asks the writer to write everything the Source has pending (one
+// more Take), then to finish the connection as [Conn.Close] does: the
+// socket is closed and the Source's Closed is called with a nil error. A
+// graceful close, for ending a stream after its last complete event. Finish
+// never blocks; it is idempotent and may be called from any goroutine.
+func (c *Conn) Finish() {
+	if c.done.Load() || !c.ending.CompareAndSwap(false, true) {
+		return
+	}
+	c.Wake() // or a pass already queued sees ending: it clears queued before it looks
+
 }
 
 // enqueue adds c to the dirty list and wakes the worker if the list was
@@ -505,6 +529,8 @@ func (w *worker) wakeup() bool {
 			w.finish(c, nil)
 		case c.pending != nil:
 			// Waiting for EPOLLOUT, which takes again after the remainder.
+		case c.ending.Load():
+			w.flush(c) // finishes c once it is written; no batching
 		case w.ring != nil:
 			w.queueSend(c)
 		default:
@@ -587,13 +613,15 @@ func (w *worker) discardInput(c *Conn) error {
 // socket does not accept.
 func (w *worker) flush(c *Conn) {
 	bufs := c.src.Take(w.bufs[:0])
-	if len(bufs) == 0 {
-		return
+	if len(bufs) > 0 {
+		w.writeTaken(c, bufs)
+		clear(bufs) // drop references to the shared buffers
+		if cap(bufs) <= maxKeepBufs {
+			w.bufs = bufs[:0]
+		}
 	}
-	w.writeTaken(c, bufs)
-	clear(bufs) // drop references to the shared buffers
-	if cap(bufs) <= maxKeepBufs {
-		w.bufs = bufs[:0]
+	if c.ending.Load() && c.pending == nil && !c.done.Load() {
+		w.finish(c, nil) // Finish: everything is written
 	}
 }
 
@@ -646,6 +674,7 @@ func (w *worker) write(c *Conn, bufs [][]byte) ([][]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("netpoll: write: %w", err)
 		}
+		w.written.Add(uint64(n))
 		bufs = advance(bufs, n)
 	}
 	return nil, nil

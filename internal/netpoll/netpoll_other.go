@@ -28,3 +28,9 @@ func (c *Conn) Wake() {}
 
 // Close does nothing on this operating system.
 func (c *Conn) Close() {}
+
+// Finish does nothing on this operating system.
+func (c *Conn) Finish() {}
+
+// Written returns zero on this operating system.
+func (p *Poller) Written() uint64 { return 0 }

@@ -797,3 +797,31 @@ func testWriteTimeout(t *testing.T, uring bool) {
 		t.Errorf("Closed(%v), want Closed(nil)", err)
 	}
 }
+
+// TestFinish checks that Finish writes what is pending, including bytes
+// queued behind a full socket, and then closes the connection gracefully.
+func TestFinish(t *testing.T) { both(t, testFinish) }
+
+func testFinish(t *testing.T, uring bool) {
+	p := newPoller(t, netpoll.Config{Workers: 1, IOUring: uring})
+	servers, clients := pairs(t, 1)
+	s := newSource()
+	pc := register(t, p, servers[0], s)
+	waitFor(t, "first Take", func() bool { return s.takes.Load() == 1 })
+	data := make([]byte, 4<<20) // more than the socket holds: Finish must wait for the remainder
+	for i := range data {
+		data[i] = byte(i % 251)
+	}
+	s.push(data[:len(data)/2])
+	s.mu.Lock()
+	s.queue = append(s.queue, data[len(data)/2:]) // queued without a Wake: Finish takes it
+	s.mu.Unlock()
+	pc.Finish()
+	got := readEOF(t, clients[0])
+	if !bytes.Equal(got, data) {
+		t.Fatalf("read %d bytes before EOF, want the %d written", len(got), len(data))
+	}
+	if err := s.waitClosed(t); err != nil {
+		t.Errorf("Closed(%v) after Finish, want Closed(nil)", err)
+	}
+}

@@ -269,6 +269,7 @@ func (w *worker) complete(job uringJob, res int32) {
 			return
 		}
 	} else {
+		w.written.Add(uint64(res))
 		bufs = advance(bufs, int(res))
 	}
 	if len(bufs) == 0 {
