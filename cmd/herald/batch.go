@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/herald-sse/herald/hub"
 	"github.com/herald-sse/herald/store"
@@ -148,11 +149,42 @@ func (p *publisher) publishBatches(ctx context.Context, r io.Reader, stdout io.W
 
 // publishBatch publishes the lines of batch in order and returns the ids
 // of those stored, up to the first refused one, whose error (an
-// *exitError, naming its line) it returns too. Requests whose outcome is
+// *exitError, naming its line) it returns too. A line that is not valid
+// UTF-8 (JSON would silently replace its bytes, where the hub refuses such
+// data) or of maxBatchBody bytes or more goes alone as a form publish;
+// the others go in batches.
+func (p *publisher) publishBatch(ctx context.Context, batch []batchItem) ([]string, error) {
+	var ids []string
+	for len(batch) > 0 {
+		j := 0
+		for j < len(batch) && utf8.ValidString(batch[j].data) && len(batch[j].data) < maxBatchBody {
+			j++
+		}
+		if j == 0 {
+			id, err := p.publish(ctx, batch[0].data)
+			if err != nil {
+				return ids, fmt.Errorf("line %d: %w", batch[0].line, err)
+			}
+			ids, batch = append(ids, id), batch[1:]
+			continue
+		}
+		got, err := p.postItems(ctx, batch[:j])
+		ids = append(ids, got...)
+		if err != nil {
+			return ids, err
+		}
+		batch = batch[j:]
+	}
+	return ids, nil
+}
+
+// postItems publishes batch in one request (or, after a 415, one form
+// publish per line) and returns the ids of the updates stored, up to the
+// first refused one, whose error it returns too. Requests whose outcome is
 // unknown, and updates whose result is 502, 503 or 504, are retried from
 // the first update not known to be stored, with the same ids, up to
 // p.retries times in a row without progress.
-func (p *publisher) publishBatch(ctx context.Context, batch []batchItem) ([]string, error) {
+func (p *publisher) postItems(ctx context.Context, batch []batchItem) ([]string, error) {
 	ids := make([]string, 0, len(batch))
 	single := func(items []batchItem) ([]string, error) {
 		for _, it := range items {
@@ -164,7 +196,7 @@ func (p *publisher) publishBatch(ctx context.Context, batch []batchItem) ([]stri
 		}
 		return ids, nil
 	}
-	if p.batch <= 1 || (len(batch) == 1 && len(batch[0].data) >= maxBatchBody) {
+	if p.batch <= 1 {
 		return single(batch)
 	}
 	for i := range batch {

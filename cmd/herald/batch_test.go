@@ -187,3 +187,20 @@ func TestBenchPubBatch(t *testing.T) {
 		t.Errorf("hub holds %d updates, want 50", n)
 	}
 }
+
+// TestPubLinesInvalidUTF8 checks that a line that is not UTF-8 is refused
+// by the hub as with form publishes, not silently altered by the JSON of
+// a batch, and that the lines before it are stored.
+func TestPubLinesInvalidUTF8(t *testing.T) {
+	th := newTestHub(t, hub.Config{})
+	tok := mintToken(t, "--publish", "*")
+	setStdin(t, strings.NewReader("ok\nbad \xff\nnever sent\n"))
+	res := runCmd(t, "pub", "--hub", th.url, "--token", tok, "--topic", "logs", "--lines")
+	wantErr := "herald pub: line 2: 400 Bad Request: \"data\" is not valid UTF-8\n"
+	if res.code != 1 || res.stderr != wantErr || strings.Count(res.stdout, "\n") != 1 {
+		t.Errorf("herald pub --lines = exit %d, stdout %q, stderr %q; want exit 1, one id, stderr %q", res.code, res.stdout, res.stderr, wantErr)
+	}
+	if n := th.lastSeq(t); n != 1 {
+		t.Errorf("hub holds %d updates, want 1", n)
+	}
+}
