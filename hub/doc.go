@@ -73,6 +73,24 @@
 // ignored, as Mercure allows extensions. The answer to a publication is
 // 200 text/plain whose body is the update's id.
 //
+// # Batch publishing
+//
+// A Herald extension: a POST whose Content-Type is [BatchType]
+// (application/x-ndjson) carries one JSON [BatchUpdate] per line, at most
+// [Config.MaxBatch] updates and [Config.MaxBatchBytes] bytes (413 for the
+// whole request, nothing stored), each line at most [Config.MaxBodyBytes].
+// The token is checked once; each update is then validated and authorized
+// as a form publish is, and appended in order. The answer is 200
+// application/x-ndjson with one [BatchResult] per update, in order: the
+// status a single publish of that update would have had, its id, and the
+// reason of a refusal. The batch stops at the first refused update: the
+// ones after it are not stored and get [StatusNotAttempted] (424), so a
+// client that retries from the refused update keeps its order. With the
+// query on-error=continue every update is attempted. Updates carry ids
+// chosen by the client so that a batch whose answer was lost can be sent
+// again: a 409 then means the earlier attempt stored that update. The
+// Herald-Batch-Stored response header counts the updates stored.
+//
 // # Authorization
 //
 // Tokens are JWTs: classic ones with a "mercure" claim, or Mercure 1.0

@@ -59,6 +59,15 @@ type Config struct {
 	// MaxBodyBytes limits the size of a publish request body; larger
 	// bodies are refused with 413. Zero means [DefaultMaxBodyBytes] (1 MiB).
 	MaxBodyBytes int64
+	// MaxBatch limits the updates of one batch publish (Content-Type
+	// [BatchType]); more are refused with 413 before any is stored. Zero
+	// means [DefaultMaxBatch] (1000).
+	MaxBatch int
+	// MaxBatchBytes limits the size of a batch publish body; larger bodies
+	// are refused with 413 before any update is stored. Each update (one
+	// line) is also limited to MaxBodyBytes. Zero means
+	// [DefaultMaxBatchBytes] (8 MiB).
+	MaxBatchBytes int64
 	// MaxTopics limits the topic selectors of one subscription request;
 	// more are refused with 400. Zero means [DefaultMaxTopics].
 	MaxTopics int
@@ -126,23 +135,26 @@ type Config struct {
 // A Hub is safe for concurrent use. It does not own its broker: the caller
 // shuts the broker down, after [Hub.Close].
 type Hub struct {
-	b        *broker.Broker
-	pub      *auth.Verifier // nil: no publisher key
-	sub      *auth.Verifier // nil: no subscriber key
-	origins  map[string]bool
-	csrf     *http.CrossOriginProtection
-	maxBody  int64
-	maxTopic int
-	log      *slog.Logger
-	reqToken bool
-	anonPub  bool
-	base     string
-	reuseIDs bool
+	b             *broker.Broker
+	pub           *auth.Verifier // nil: no publisher key
+	sub           *auth.Verifier // nil: no subscriber key
+	origins       map[string]bool
+	csrf          *http.CrossOriginProtection
+	maxBody       int64
+	maxTopic      int
+	maxBatch      int
+	maxBatchBytes int64
+	log           *slog.Logger
+	reqToken      bool
+	anonPub       bool
+	base          string
+	reuseIDs      bool
 
 	resource    string
 	authServers []string
 	metadata    string // the absolute URL of the resource metadata, or ""
 
+	matchers  matcherCache  // publish matchers by token claims (pubcache.go)
 	feed      *presenceFeed // nil unless Config.Subscriptions
 	closeOnce sync.Once
 
@@ -158,16 +170,18 @@ func New(b *broker.Broker, cfg Config) (*Hub, error) {
 		return nil, errors.New("hub: nil broker")
 	}
 	h := &Hub{
-		b:        b,
-		origins:  make(map[string]bool, len(cfg.CORSOrigins)),
-		csrf:     http.NewCrossOriginProtection(),
-		maxBody:  cfg.MaxBodyBytes,
-		maxTopic: cfg.MaxTopics,
-		log:      cfg.Logger,
-		reqToken: cfg.RequireSubscriberToken,
-		anonPub:  cfg.PublishAnonymous,
-		base:     cfg.BaseURL,
-		reuseIDs: cfg.AllowReusedIDs,
+		b:             b,
+		origins:       make(map[string]bool, len(cfg.CORSOrigins)),
+		csrf:          http.NewCrossOriginProtection(),
+		maxBody:       cfg.MaxBodyBytes,
+		maxTopic:      cfg.MaxTopics,
+		maxBatch:      cfg.MaxBatch,
+		maxBatchBytes: cfg.MaxBatchBytes,
+		log:           cfg.Logger,
+		reqToken:      cfg.RequireSubscriberToken,
+		anonPub:       cfg.PublishAnonymous,
+		base:          cfg.BaseURL,
+		reuseIDs:      cfg.AllowReusedIDs,
 
 		resource:    cfg.Resource,
 		authServers: slices.Clone(cfg.AuthorizationServers),
@@ -193,6 +207,18 @@ func New(b *broker.Broker, cfg Config) (*Hub, error) {
 		h.maxTopic = DefaultMaxTopics
 	case h.maxTopic < 0:
 		return nil, fmt.Errorf("hub: negative MaxTopics %d", h.maxTopic)
+	}
+	switch {
+	case h.maxBatch == 0:
+		h.maxBatch = DefaultMaxBatch
+	case h.maxBatch < 0:
+		return nil, fmt.Errorf("hub: negative MaxBatch %d", h.maxBatch)
+	}
+	switch {
+	case h.maxBatchBytes == 0:
+		h.maxBatchBytes = DefaultMaxBatchBytes
+	case h.maxBatchBytes < 0:
+		return nil, fmt.Errorf("hub: negative MaxBatchBytes %d", h.maxBatchBytes)
 	}
 	var err error
 	switch {

@@ -9,7 +9,8 @@
 #
 # SERVER: herald heraldbolt heraldnopark heraldnouring gosse r3sse gossesrv
 #         mercure mercurebolt node.  LOAD: A (idle memory) B (fan-out 10k x 5/s)
-#         C (CPU 1k x 50/s) D (publish throughput).
+#         C (CPU 1k x 50/s) D (publish throughput) E (publish throughput,
+#         100 updates per request: Herald's batch publish; herald* only).
 # Loopback only; each run stops its server. OUT defaults to bench/compare/out.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -65,6 +66,10 @@ run() {
 	B) LOAD=(--subscribers 10000 --rate 5 --duration 20s --size 100 --source-ips 4) ;;
 	C) LOAD=(--subscribers 1000 --rate 50 --duration 20s --size 100 --source-ips 4) ;;
 	D) LOAD=(--rate 0 --publishers 16 --subscribers 1 --duration 10s --size 100) ;;
+	E)
+		case $S in herald*) ;; *) echo "load E (batch publish) is Herald's extension: herald* servers only" >&2; exit 2 ;; esac
+		LOAD=(--rate 0 --publishers 16 --subscribers 1 --duration 10s --size 100 --pub-batch 100)
+		BODY='{"topic":"bench","data":"{{payload}}"}' ;;
 	*) echo "unknown load $L" >&2; exit 2 ;;
 	esac
 	mkdir -p "$R"
@@ -92,6 +97,7 @@ matrix)
 			for s in herald gosse r3sse gossesrv mercure node; do run $s $L r$rep; sleep 2; done
 		done
 		for s in herald heraldbolt gosse r3sse gossesrv mercure mercurebolt node; do run $s D r$rep; sleep 2; done
+		for s in herald heraldbolt; do run $s E r$rep; sleep 2; done
 	done ;;
 '') sed -n '2,13p' "$0"; exit 2 ;;
 *) [ -x "$B/herald" ] || build; run "$@" ;;

@@ -21,6 +21,7 @@
 // in bytes, zero when not measured (no --pid, idle mode):
 //
 //	sub_url, pub_url, pid          what was measured ("pub_url" empty when idle)
+//	sub_urls, pub_urls             the further --sub-url and --pub-url values (omitted when none)
 //	subscribers, publishers        requested subscriber connections, concurrent publishers
 //	rate, size                     requested events/s (0 = flat out), payload bytes
 //	connected, connect_errors      subscriber connections opened / failed
@@ -100,6 +101,28 @@ func (f *headerFlag) Set(s string) error {
 	return nil
 }
 
+// urlsFlag is a repeatable URL flag with a default: the first value given
+// replaces the default, later ones are added.
+type urlsFlag struct {
+	urls []string
+	set  bool
+}
+
+func (l *urlsFlag) String() string {
+	if l == nil {
+		return ""
+	}
+	return strings.Join(l.urls, " ")
+}
+
+func (l *urlsFlag) Set(v string) error {
+	if !l.set {
+		l.urls, l.set = nil, true
+	}
+	l.urls = append(l.urls, v)
+	return nil
+}
+
 // runBench runs `herald bench` with args (the arguments after "bench").
 // Flags may also come from HERALD_* environment variables (see parseFlags).
 // The result is printed even when the run ends early (ctx canceled).
@@ -113,14 +136,17 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		idle, asJSON, quiet       bool
 		token                     string
 	)
-	fs.StringVar(&cfg.SubURL, "sub-url", "http://127.0.0.1:8080/.well-known/mercure?topic=bench", "subscribe `URL` (http only); with --idle, {{n}} in it becomes each connection's number (one topic per subscriber)")
-	fs.StringVar(&cfg.PubURL, "pub-url", "http://127.0.0.1:8080/.well-known/mercure", "publish `URL`")
+	subURLs := urlsFlag{urls: []string{"http://127.0.0.1:8080/.well-known/mercure?topic=bench"}}
+	pubURLs := urlsFlag{urls: []string{"http://127.0.0.1:8080/.well-known/mercure"}}
+	fs.Var(&subURLs, "sub-url", "subscribe `URL` (http only); with --idle, {{n}} in it becomes each connection's number (one topic per subscriber). Repeatable: subscriber i connects to the (i mod n)-th URL, to spread them over a cluster's hubs")
+	fs.Var(&pubURLs, "pub-url", "publish `URL`. Repeatable: publisher j posts to the (j mod n)-th URL")
 	fs.StringVar(&cfg.PubBody, "pub-body", loadgen.DefaultPubBody, "publish body `template`; {{payload}} is replaced by the event payload")
 	fs.Var(&header, "header", "`K: V` header for subscribe and publish requests (repeatable)")
 	fs.Var(&pubHeader, "pub-header", "`K: V` header for publish requests (repeatable)")
 	fs.Var(&subHdr, "sub-header", "`K: V` header for subscribe requests (repeatable)")
 	fs.IntVar(&cfg.Subscribers, "subscribers", 100, "subscriber connections")
 	fs.Float64Var(&cfg.Rate, "rate", 10, "events published per second; 0 = flat out")
+	fs.IntVar(&cfg.PubBatch, "pub-batch", 1, "events per publish request; more than 1 sends --pub-body once per event, one per line (Herald's batch publish, e.g. --pub-body '{\"topic\":\"bench\",\"data\":\"{{payload}}\"}')")
 	fs.IntVar(&cfg.Publishers, "publishers", 1, "concurrent publishers (ordering is exact only with 1)")
 	fs.DurationVar(&cfg.Duration, "duration", 0, "measured publish phase (default 10s unless --events); with --idle, how long to hold the connections")
 	fs.IntVar(&cfg.Events, "events", 0, "measured events to publish; 0 = until --duration")
@@ -150,8 +176,10 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if fs.NArg() > 0 {
 		return &exitError{2, fmt.Errorf("unexpected arguments %q", fs.Args())}
 	}
+	cfg.SubURL, cfg.SubURLs = subURLs.urls[0], subURLs.urls[1:]
+	cfg.PubURL, cfg.PubURLs = pubURLs.urls[0], pubURLs.urls[1:]
 	if idle {
-		cfg.PubURL = ""
+		cfg.PubURL, cfg.PubURLs = "", nil
 	}
 	cfg.Header, cfg.PubHeader, cfg.SubHeader = header.h, pubHeader.h, subHdr.h
 	if err := benchToken(&cfg, token); err != nil {

@@ -34,6 +34,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/herald-sse/herald/hub"
 	"github.com/herald-sse/herald/store"
 )
 
@@ -59,7 +60,9 @@ answer was lost (HTTP 502/503/504, a broken connection) are retried safely
 with the same id (--retries); a 409 on a retry means the update was stored.
 Without --data, the data is read from stdin (one final newline is
 removed). With --lines, every line of stdin is published as its own update
-as soon as it is read, over one keep-alive connection, until EOF.
+as soon as it is read, over one keep-alive connection, until EOF; the
+lines read within 5ms go in one request (up to --batch lines, Herald's
+batch publish), each with its own id and result.
 
 Publishing needs a token: --token or HERALD_TOKEN. Mint one with
   herald token --key "$HERALD_PUBLISHER_KEY" --publish '*'
@@ -88,6 +91,7 @@ type pubConfig struct {
 	lines          bool
 	quiet          bool
 	retries        int
+	batch          int
 	private        bool
 	anonymous      bool
 	retry, timeout time.Duration
@@ -101,6 +105,7 @@ func (c *pubConfig) flags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.lines, "lines", false, "publish one update per line of stdin, as lines arrive, until EOF")
 	fs.StringVar(&c.id, "id", "", "update `id` (default: a fresh UUIDv7 URN per update; not with --lines)")
 	fs.IntVar(&c.retries, "retries", 3, "times to retry a publish whose answer was lost or temporary (HTTP 502, 503, 504, connection errors), with the same id")
+	fs.IntVar(&c.batch, "batch", 100, "with --lines, most lines sent in one request (Herald's batch publish); 1: one form publish per line, for other Mercure hubs")
 	fs.BoolVar(&c.quiet, "quiet", false, "do not print the ids of published updates")
 	fs.StringVar(&c.typ, "type", "", "event `type` (default: message)")
 	fs.DurationVar(&c.retry, "retry", 0, "reconnection time sent to subscribers with the update, in whole milliseconds (0: none)")
@@ -133,6 +138,9 @@ func runPub(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	defer p.close()
 
+	if c.lines && p.batch > 1 {
+		return p.publishBatches(ctx, stdin, stdout) // batch.go
+	}
 	if c.lines {
 		return p.publishLines(ctx, stdin, stdout)
 	}
@@ -175,6 +183,8 @@ func (c *pubConfig) publisher() (*publisher, error) {
 		return nil, fmt.Errorf("--retry must not be negative, got %v", c.retry)
 	case c.timeout < 0:
 		return nil, fmt.Errorf("--timeout must not be negative, got %v", c.timeout)
+	case c.batch < 1:
+		return nil, fmt.Errorf("--batch must be at least 1, got %d", c.batch)
 	case c.retries < 0:
 		return nil, fmt.Errorf("--retries must not be negative, got %d", c.retries)
 	}
@@ -208,6 +218,13 @@ func (c *pubConfig) publisher() (*publisher, error) {
 		id:        c.id,
 		retries:   c.retries,
 		quiet:     c.quiet,
+		batch:     c.batch,
+		batchUpdate: hub.BatchUpdate{
+			Topic:   hub.BatchTopics(c.topics),
+			Type:    c.typ,
+			Retry:   int64((c.retry + time.Millisecond - 1) / time.Millisecond),
+			Private: c.private,
+		},
 	}, nil
 }
 
@@ -222,6 +239,8 @@ type publisher struct {
 	id           string // --id, or "" for a fresh one per update
 	retries      int
 	quiet        bool
+	batch        int             // --batch: most lines in one request with --lines
+	batchUpdate  hub.BatchUpdate // every field but data and id, for batches
 }
 
 // retryBackoff is the wait before a publish's first retry; it doubles for

@@ -99,16 +99,23 @@ func TestPubLinesFromPipe(t *testing.T) {
 }
 
 func TestPubLinesStopsAtFirstRefusal(t *testing.T) {
-	th := newTestHub(t, hub.Config{MaxBodyBytes: 300})
-	tok := mintToken(t, "--publish", "*")
-	setStdin(t, strings.NewReader("ok\n"+strings.Repeat("x", 400)+"\nnever sent\n"))
-	res := runCmd(t, "pub", "--hub", th.url, "--token", tok, "--topic", "logs", "--lines")
-	wantErr := "herald pub: line 2: 413 Request Entity Too Large: request body larger than 300 bytes\n"
-	if res.code != 1 || res.stderr != wantErr || strings.Count(res.stdout, "\n") != 1 {
-		t.Errorf("herald pub --lines = exit %d, stdout %q, stderr %q; want exit 1, one id, stderr %q", res.code, res.stdout, res.stderr, wantErr)
-	}
-	if n := th.lastSeq(t); n != 1 {
-		t.Errorf("hub holds %d updates, want 1 (nothing after the refused line)", n)
+	for _, tt := range []struct{ batch, reason string }{
+		{"1", "request body larger than 300 bytes"},          // a form publish per line
+		{"100", "update of 481 bytes larger than 300 bytes"}, // batches: the JSON line's size
+	} {
+		t.Run("batch "+tt.batch, func(t *testing.T) {
+			th := newTestHub(t, hub.Config{MaxBodyBytes: 300})
+			tok := mintToken(t, "--publish", "*")
+			setStdin(t, strings.NewReader("ok\n"+strings.Repeat("x", 400)+"\nnever sent\n"))
+			res := runCmd(t, "pub", "--hub", th.url, "--token", tok, "--topic", "logs", "--lines", "--batch", tt.batch)
+			wantErr := "herald pub: line 2: 413 Request Entity Too Large: " + tt.reason + "\n"
+			if res.code != 1 || res.stderr != wantErr || strings.Count(res.stdout, "\n") != 1 {
+				t.Errorf("herald pub --lines = exit %d, stdout %q, stderr %q; want exit 1, one id, stderr %q", res.code, res.stdout, res.stderr, wantErr)
+			}
+			if n := th.lastSeq(t); n != 1 {
+				t.Errorf("hub holds %d updates, want 1 (nothing after the refused line)", n)
+			}
+		})
 	}
 }
 

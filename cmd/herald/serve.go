@@ -43,6 +43,8 @@ type serveConfig struct {
 	writeTimeout    time.Duration
 	maxSubscribers  int
 	maxTopics       int
+	maxBatch        int
+	maxBatchBytes   int64
 	corsOrigins     csvFlag
 	logLevel        string
 	logFormat       string
@@ -94,6 +96,8 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.maxPending, "max-pending", 1<<20, "bytes a subscriber may fall behind before it is disconnected")
 	fs.DurationVar(&c.writeTimeout, "write-timeout", 30*time.Second, "cut a subscriber whose connection accepted no bytes for this long (it stopped reading)")
 	fs.IntVar(&c.maxSubscribers, "max-subscribers", 0, "open streams beyond which subscribers get 503 (0: no limit)")
+	fs.IntVar(&c.maxBatch, "max-batch", hub.DefaultMaxBatch, "most updates in one batch publish (application/x-ndjson; 413 beyond)")
+	fs.Int64Var(&c.maxBatchBytes, "max-batch-bytes", hub.DefaultMaxBatchBytes, "largest batch publish body in bytes (413 beyond); each update also within --max-body")
 	fs.IntVar(&c.maxTopics, "max-topics", 100, "topic selectors allowed in one subscription request")
 	fs.Var(&c.corsOrigins, "cors-origins", "origins allowed to subscribe and publish cross-origin, with credentials (repeatable or comma-separated)")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
@@ -217,6 +221,8 @@ func newServePlan(c serveConfig, logger *slog.Logger) (*servePlan, error) {
 		PublishAnonymous:       c.publishAnon,
 		MaxBodyBytes:           c.maxBody,
 		MaxTopics:              c.maxTopics,
+		MaxBatch:               c.maxBatch,
+		MaxBatchBytes:          c.maxBatchBytes,
 		CORSOrigins:            c.corsOrigins,
 		Logger:                 logger,
 		Subscriptions:          c.subscriptions,

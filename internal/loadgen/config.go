@@ -39,9 +39,31 @@ type Config struct {
 	// measures the memory of idle subscribers.
 	PubURL string
 
+	// SubURLs are more subscribe URLs, to spread the subscribers over
+	// several hubs of a cluster: connection i uses the (i mod n)-th of
+	// SubURL followed by SubURLs (n URLs). The same rules as SubURL apply
+	// to each. Nil means SubURL only.
+	SubURLs []string
+
+	// PubURLs are more publish URLs: publisher goroutine j uses the
+	// (j mod n)-th of PubURL followed by PubURLs (n URLs), so that the
+	// publishes are spread over several hubs. Set PubURL too. Nil means
+	// PubURL only.
+	PubURLs []string
+
 	// PubBody is the publish request body; every PayloadPlaceholder in it is
 	// replaced by the event's payload. Empty means DefaultPubBody.
 	PubBody string
+
+	// PubBatch is the number of events sent in one publish request: with
+	// more than 1, the body holds PubBody once per event, each followed by
+	// a line feed (newline-delimited, as Herald's batch publish reads
+	// them; a PubBody that starts with '{' is then sent as
+	// application/x-ndjson unless a Content-Type header is given). Every
+	// event of a request that gets a 2xx answer counts as published; an
+	// event the hub refused inside a batch shows as loss. Latency is
+	// measured for each event from its own send time. Zero means 1.
+	PubBatch int
 
 	// Header is sent with both the subscribe and the publish requests.
 	Header http.Header
@@ -158,33 +180,45 @@ type Progress struct {
 
 // normalize validates cfg and fills in the defaults.
 func (cfg Config) normalize() (Config, *url.URL, error) {
-	u, err := url.Parse(cfg.SubURL)
-	if err != nil {
-		return cfg, nil, fmt.Errorf("loadgen: subscribe url: %w", err)
+	var u *url.URL
+	for i, s := range append([]string{cfg.SubURL}, cfg.SubURLs...) {
+		su, err := url.Parse(s)
+		if err != nil {
+			return cfg, nil, fmt.Errorf("loadgen: subscribe url: %w", err)
+		}
+		if su.Scheme != "http" {
+			return cfg, nil, fmt.Errorf("loadgen: subscribe url %q: scheme must be http", s)
+		}
+		if su.Host == "" {
+			return cfg, nil, fmt.Errorf("loadgen: subscribe url %q: no host", s)
+		}
+		if strings.Contains(s, ConnPlaceholder) && cfg.PubURL != "" {
+			return cfg, nil, fmt.Errorf("loadgen: subscribe url %q: %s (one topic per connection) is for idle runs only", s, ConnPlaceholder)
+		}
+		if i == 0 {
+			u = su
+		}
 	}
-	if u.Scheme != "http" {
-		return cfg, nil, fmt.Errorf("loadgen: subscribe url %q: scheme must be http", cfg.SubURL)
+	if cfg.PubURL == "" && len(cfg.PubURLs) > 0 {
+		return cfg, nil, errors.New("loadgen: more publish urls without a first one (PubURL)")
 	}
-	if u.Host == "" {
-		return cfg, nil, fmt.Errorf("loadgen: subscribe url %q: no host", cfg.SubURL)
-	}
-	if strings.Contains(cfg.SubURL, ConnPlaceholder) && cfg.PubURL != "" {
-		return cfg, nil, fmt.Errorf("loadgen: subscribe url %q: %s (one topic per connection) is for idle runs only", cfg.SubURL, ConnPlaceholder)
-	}
-	if cfg.PubURL != "" {
-		pu, err := url.Parse(cfg.PubURL)
+	for _, s := range append([]string{cfg.PubURL}, cfg.PubURLs...) {
+		if cfg.PubURL == "" {
+			break
+		}
+		pu, err := url.Parse(s)
 		if err != nil {
 			return cfg, nil, fmt.Errorf("loadgen: publish url: %w", err)
 		}
 		if pu.Scheme != "http" && pu.Scheme != "https" {
-			return cfg, nil, fmt.Errorf("loadgen: publish url %q: scheme must be http or https", cfg.PubURL)
+			return cfg, nil, fmt.Errorf("loadgen: publish url %q: scheme must be http or https", s)
 		}
 	}
 	switch {
 	case cfg.Subscribers < 0, cfg.Rate < 0, cfg.Publishers < 0, cfg.Duration < 0, cfg.Events < 0,
 		cfg.Warmup < 0, cfg.Size < 0, cfg.ConnectRate < 0, cfg.ConnectConcurrency < 0,
 		cfg.ConnectTimeout < 0, cfg.PublishTimeout < 0, cfg.DrainTimeout < 0, cfg.Settle < 0,
-		cfg.PID < 0, cfg.Readers < 0, cfg.ProgressInterval < 0:
+		cfg.PID < 0, cfg.Readers < 0, cfg.ProgressInterval < 0, cfg.PubBatch < 0:
 		return cfg, nil, errors.New("loadgen: config: negative value")
 	}
 	if cfg.PubBody == "" {

@@ -525,3 +525,57 @@ func TestIdleConnPlaceholder(t *testing.T) {
 		t.Error("Run with {{n}} and a publish URL = nil error, want an error")
 	}
 }
+
+// TestRunSeveralURLs spreads the subscribers and the publishers over two
+// hubs: connection i goes to hub i mod 2, publisher j to hub j mod 2.
+func TestRunSeveralURLs(t *testing.T) {
+	h1, h2 := &testHub{}, &testHub{}
+	sub1, pub1 := urls(newTestHub(t, h1))
+	sub2, pub2 := urls(newTestHub(t, h2))
+	cfg := loadgen.Config{
+		SubURL: sub1, SubURLs: []string{sub2},
+		PubURL: pub1, PubURLs: []string{pub2},
+		Subscribers: 6, Publishers: 2, Events: 20, Rate: 0,
+		DrainTimeout: time.Millisecond, // the two test hubs do not share updates: half are never delivered
+	}
+	res, err := loadgen.Run(t.Context(), cfg)
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if res.Connected != 6 || res.Published != 20 {
+		t.Fatalf("Run over two hubs: connected %d, published %d; want 6 and 20", res.Connected, res.Published)
+	}
+	h1.mu.Lock()
+	n1, s1 := h1.n, h1.sources
+	h1.mu.Unlock()
+	h2.mu.Lock()
+	n2, s2 := h2.n, h2.sources
+	h2.mu.Unlock()
+	count := func(m map[string]int) (n int) {
+		for _, v := range m {
+			n += v
+		}
+		return n
+	}
+	if count(s1) != 3 || count(s2) != 3 {
+		t.Errorf("subscribers per hub = %d, %d; want 3 and 3", count(s1), count(s2))
+	}
+	if n1 == 0 || n2 == 0 || n1+n2 < 20 {
+		t.Errorf("publishes per hub = %d, %d; want both hubs used, 20 or more in all (warmup excluded)", n1, n2)
+	}
+	if strings.Join(res.SubURLs, " ") != sub2 || strings.Join(res.PubURLs, " ") != pub2 {
+		t.Errorf("Result SubURLs %q PubURLs %q, want [%s] [%s]", res.SubURLs, res.PubURLs, sub2, pub2)
+	}
+}
+
+func TestSeveralURLsErrors(t *testing.T) {
+	for _, cfg := range []loadgen.Config{
+		{SubURL: "http://127.0.0.1:1/x", SubURLs: []string{"https://127.0.0.1:1/x"}},
+		{SubURL: "http://127.0.0.1:1/x", PubURLs: []string{"http://127.0.0.1:1/x"}},
+		{SubURL: "http://127.0.0.1:1/x", PubURL: "http://127.0.0.1:1/x", PubURLs: []string{"ftp://127.0.0.1:1/x"}},
+	} {
+		if _, err := loadgen.Run(t.Context(), cfg); err == nil {
+			t.Errorf("Run(%+v) = nil error, want one", cfg)
+		}
+	}
+}

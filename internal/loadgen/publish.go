@@ -102,6 +102,8 @@ type publisher struct {
 	prefix  string // the body template around the first placeholder
 	suffix  string // the rest, placeholders still in it
 	size    int
+	batch   int            // Config.PubBatch: events per request
+	line    [][]byte       // with batch > 1: the body template split at every placeholder
 	sent    *atomic.Uint64 // publishes done, any outcome
 	errOnce sync.Once
 	err     string
@@ -126,8 +128,20 @@ func newPublisher(cfg Config, sent *atomic.Uint64) *publisher {
 		ct := "application/x-www-form-urlencoded"
 		if t := strings.TrimSpace(cfg.PubBody); strings.HasPrefix(t, "{") || strings.HasPrefix(t, "[") {
 			ct = "application/json"
+			if cfg.PubBatch > 1 {
+				ct = "application/x-ndjson"
+			}
 		}
 		h.Set("Content-Type", ct)
+	}
+	var line [][]byte
+	if cfg.PubBatch > 1 {
+		// One line per event, the whole body posted as the payload of
+		// the template "{{payload}}".
+		for part := range strings.SplitSeq(cfg.PubBody, PayloadPlaceholder) {
+			line = append(line, []byte(part))
+		}
+		cfg.PubBody = PayloadPlaceholder
 	}
 	prefix, suffix, _ := strings.Cut(cfg.PubBody, PayloadPlaceholder)
 	p := &publisher{
@@ -137,6 +151,8 @@ func newPublisher(cfg Config, sent *atomic.Uint64) *publisher {
 		prefix: prefix,
 		suffix: suffix,
 		size:   cfg.Size,
+		batch:  max(cfg.PubBatch, 1),
+		line:   line,
 		sent:   sent,
 	}
 	if p.raw == nil {
@@ -189,26 +205,56 @@ func (httpPoster) close() {}
 func (p *publisher) run(ctx context.Context, sched *schedule, st *pubStats) {
 	ps := p.newPoster(ctx)
 	defer ps.close()
-	var payload []byte
+	var payload, ev []byte
 	for {
-		seq, measured, ok := sched.next(ctx)
-		if !ok {
+		// One event, or with batch > 1 up to batch events, one line each.
+		var t0 time.Time
+		var n, measured uint64
+		payload = payload[:0]
+		for n < uint64(p.batch) {
+			seq, m, ok := sched.next(ctx)
+			if !ok {
+				break
+			}
+			now := time.Now()
+			if n == 0 {
+				t0 = now
+			}
+			n++
+			if m {
+				measured++
+			}
+			if p.batch == 1 {
+				payload = appendPayload(payload, seq, now.UnixNano(), p.size)
+				break
+			}
+			ev = appendPayload(ev[:0], seq, now.UnixNano(), p.size)
+			for i, part := range p.line {
+				if i > 0 {
+					payload = append(payload, ev...)
+				}
+				payload = append(payload, part...)
+			}
+			payload = append(payload, '\n')
+		}
+		if n == 0 {
 			return
 		}
-		t0 := time.Now()
-		payload = appendPayload(payload[:0], seq, t0.UnixNano(), p.size)
 		err := ps.post(ctx, payload)
 		lat := time.Since(t0)
-		p.sent.Add(1)
+		p.sent.Add(n)
+		st.warm += n - measured
 		switch {
-		case !measured:
-			st.warm++
+		case measured == 0:
 		case err != nil:
-			st.failed++
+			st.failed += measured
 			p.errOnce.Do(func() { p.err = err.Error() })
 		default:
-			st.ok++
+			st.ok += measured
 			record(st.hist, lat.Microseconds())
+		}
+		if n < uint64(p.batch) {
+			return // the schedule is over
 		}
 	}
 }

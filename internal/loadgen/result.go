@@ -11,6 +11,10 @@ type Result struct {
 	SubURL string `json:"sub_url"`
 	// PubURL is the publish URL; empty in idle mode.
 	PubURL string `json:"pub_url"`
+	// SubURLs and PubURLs are the further subscribe and publish URLs
+	// ([Config.SubURLs], [Config.PubURLs]), omitted when there are none.
+	SubURLs []string `json:"sub_urls,omitempty"`
+	PubURLs []string `json:"pub_urls,omitempty"`
 	// PID is the server's process id, or zero.
 	PID int `json:"pid"`
 	// Subscribers is the number of subscriber connections asked for.

@@ -80,6 +80,8 @@ func (r *runner) run(ctx context.Context, u *url.URL, pool readerPool) (res Resu
 	res = Result{
 		SubURL:      cfg.SubURL,
 		PubURL:      cfg.PubURL,
+		SubURLs:     cfg.SubURLs,
+		PubURLs:     cfg.PubURLs,
 		PID:         cfg.PID,
 		Subscribers: cfg.Subscribers,
 		Publishers:  cfg.Publishers,
@@ -146,7 +148,11 @@ func (r *runner) run(ctx context.Context, u *url.URL, pool readerPool) (res Resu
 // paced by ConnectRate.
 func (r *runner) connect(ctx context.Context, u *url.URL, pool readerPool, res *Result) error {
 	cfg := r.cfg
-	d := newSubDialer(cfg, u)
+	dialers := []*subDialer{newSubDialer(cfg, u)}
+	for _, s := range cfg.SubURLs {
+		su, _ := url.Parse(s) // checked by normalize
+		dialers = append(dialers, newSubDialer(cfg, su))
+	}
 	var (
 		next     atomic.Int64
 		wg       sync.WaitGroup
@@ -169,7 +175,7 @@ func (r *runner) connect(ctx context.Context, u *url.URL, pool readerPool, res *
 					sleep(ctx, time.Until(start.Add(time.Duration(float64(i)*float64(time.Second)/cfg.ConnectRate))))
 				}
 				t0 := time.Now()
-				nc, s, err := d.open(ctx, i, buf)
+				nc, s, err := dialers[i%len(dialers)].open(ctx, i, buf)
 				if err == nil {
 					err = pool.add(nc, s)
 				}
@@ -212,12 +218,19 @@ func (r *runner) publish(ctx context.Context, res *Result) error {
 		duration: cfg.Duration,
 		mf:       &r.measureFrom,
 	}
-	pub := newPublisher(cfg, &r.published)
-	defer pub.close()
+	var pubs []*publisher // one per publish URL
+	for _, pu := range append([]string{cfg.PubURL}, cfg.PubURLs...) {
+		c := cfg
+		c.PubURL = pu
+		p := newPublisher(c, &r.published)
+		defer p.close()
+		pubs = append(pubs, p)
+	}
 	stats := make([]pubStats, cfg.Publishers)
 	var wg sync.WaitGroup
 	for i := range stats {
 		stats[i].hist = newHist()
+		pub := pubs[i%len(pubs)]
 		wg.Go(func() { pub.run(ctx, sched, &stats[i]) })
 	}
 	var errs []error
@@ -238,7 +251,11 @@ func (r *runner) publish(ctx context.Context, res *Result) error {
 		res.PublishErrors += st.failed
 		hist.Merge(st.hist)
 	}
-	res.PublishError = pub.err
+	for _, p := range pubs {
+		if res.PublishError == "" {
+			res.PublishError = p.err
+		}
+	}
 	res.PublishUs = summarize(hist)
 	if ms := sched.started(); !ms.IsZero() {
 		r.measureStart = ms

@@ -96,6 +96,24 @@ func main() {
 					stat(rs, perPub(func(r loadgen.Result) float64 { return r.ServerCPUSeconds }), 1),
 					stat(rs, perPub(func(r loadgen.Result) float64 { return r.GeneratorCPUSeconds }), 1))
 			}},
+		{"E", "E. Batched publish throughput: 16 publishers flat out, 100 updates per request, 1 subscriber, 10 s", "| server | runs | updates/s | request p50 ms | request p99 ms | lost | server CPU µs / publish | generator CPU µs / publish |",
+			func(rs []loadgen.Result) string {
+				perPub := func(cpu func(loadgen.Result) float64) func(loadgen.Result) float64 {
+					return func(r loadgen.Result) float64 {
+						if r.Published == 0 {
+							return 0
+						}
+						return cpu(r) / float64(r.Published) * 1e6
+					}
+				}
+				return cells(
+					stat(rs, func(r loadgen.Result) float64 { return r.PublishesPerSec }, 0),
+					stat(rs, func(r loadgen.Result) float64 { return float64(r.PublishUs.P50) / 1000 }, 2),
+					stat(rs, func(r loadgen.Result) float64 { return float64(r.PublishUs.P99) / 1000 }, 2),
+					stat(rs, func(r loadgen.Result) float64 { return float64(r.Lost) }, 0),
+					stat(rs, perPub(func(r loadgen.Result) float64 { return r.ServerCPUSeconds }), 1),
+					stat(rs, perPub(func(r loadgen.Result) float64 { return r.GeneratorCPUSeconds }), 1))
+			}},
 	}
 	for _, t := range tables {
 		var rows []string
