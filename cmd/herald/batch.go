@@ -5,7 +5,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -54,33 +53,8 @@ type batchItem struct {
 //
 // The reading goroutine is publishLines': see there how it ends.
 func (p *publisher) publishBatches(ctx context.Context, r io.Reader, stdout io.Writer) error {
-	type line struct {
-		s   string
-		err error
-	}
-	lines := make(chan line)
-	done := make(chan struct{})
+	lines, done := readLines(r)
 	defer close(done)
-	go func() {
-		br := bufio.NewReaderSize(r, 64<<10)
-		for {
-			s, err := readLine(br)
-			if s != "" || err == nil {
-				select {
-				case lines <- line{s: s}:
-				case <-done:
-					return
-				}
-			}
-			if err != nil {
-				select {
-				case lines <- line{err: err}:
-				case <-done:
-				}
-				return
-			}
-		}
-	}()
 	trim := func(s string) string { return strings.TrimSuffix(strings.TrimSuffix(s, "\n"), "\r") }
 	timer := time.NewTimer(0)
 	defer timer.Stop()

@@ -342,33 +342,8 @@ func (p *publisher) post(ctx context.Context, body string) (id string, retry boo
 // interruption it may stay blocked there until the process exits, right
 // after.
 func (p *publisher) publishLines(ctx context.Context, r io.Reader, stdout io.Writer) error {
-	type line struct {
-		s   string
-		err error
-	}
-	lines := make(chan line)
-	done := make(chan struct{})
+	lines, done := readLines(r)
 	defer close(done)
-	go func() {
-		br := bufio.NewReaderSize(r, 64<<10)
-		for {
-			s, err := readLine(br)
-			if s != "" || err == nil {
-				select {
-				case lines <- line{s: s}:
-				case <-done:
-					return
-				}
-			}
-			if err != nil {
-				select {
-				case lines <- line{err: err}:
-				case <-done:
-				}
-				return
-			}
-		}
-	}()
 	for n := 1; ; n++ {
 		var l line
 		select {
@@ -516,4 +491,41 @@ func oneLine(s string) string {
 		s = s[:cut] + "…"
 	}
 	return s
+}
+
+// line is one line of stdin for --lines, or the error that ended the input.
+type line struct {
+	s   string
+	err error
+}
+
+// readLines reads r line by line on a goroutine of its own and hands the
+// lines over on the returned channel, then the error that ended the input
+// (io.EOF at the end). Closing done tells the goroutine to stop at its next
+// hand-over; a Read of r that never returns cannot be interrupted, so the
+// goroutine may stay blocked in it until the process exits (a signal that
+// ends the command on a silent stdin).
+func readLines(r io.Reader) (lines <-chan line, done chan<- struct{}) {
+	ch, stop := make(chan line), make(chan struct{})
+	go func() {
+		br := bufio.NewReaderSize(r, 64<<10)
+		for {
+			s, err := readLine(br)
+			if s != "" || err == nil {
+				select {
+				case ch <- line{s: s}:
+				case <-stop:
+					return
+				}
+			}
+			if err != nil {
+				select {
+				case ch <- line{err: err}:
+				case <-stop:
+				}
+				return
+			}
+		}
+	}()
+	return ch, stop
 }
