@@ -283,24 +283,23 @@ func (h *Hub) checkAndPublishLine(r *http.Request, line []byte, claims *auth.Cla
 }
 
 // publishFailure maps an error of broker.Publish to the status and reason
-// of a batch result. It follows the answers of a single publish (publish
-// in publish.go): keep the two in step.
+// of the answer, for a single publish and for each update of a batch.
 func (h *Hub) publishFailure(ctx context.Context, err error, id string) (int, string) {
 	switch {
 	case errors.Is(err, store.ErrDuplicateID):
 		return http.StatusConflict, fmt.Sprintf("update id %q already exists", id)
 	case errors.Is(err, store.ErrInvalid):
-		h.log.Warn("hub: batch publish: update passed validation but the store refused it", "err", err)
+		h.log.Warn("hub: publish: update passed validation but the store refused it", "err", err)
 		return http.StatusBadRequest, "invalid update: " + storeReason(err)
 	case errors.Is(err, broker.ErrShutdown), errors.Is(err, store.ErrClosed):
 		return http.StatusServiceUnavailable, "hub is shutting down"
 	case errors.Is(err, store.ErrOutcomeUnknown), errors.Is(err, context.DeadlineExceeded):
-		h.log.Warn("hub: batch publish: outcome unknown", "id", id, "err", err)
+		h.log.Warn("hub: publish: outcome unknown", "id", id, "err", err)
 		return http.StatusGatewayTimeout, fmt.Sprintf("the store did not answer in time: update %q may or may not be stored; retry with the same id (a 409 then means it was)", id)
 	case ctx.Err() != nil:
 		return http.StatusServiceUnavailable, "request canceled"
 	default:
-		h.log.Error("hub: batch publish: store unavailable", "err", err)
+		h.log.Error("hub: publish: store unavailable", "err", err)
 		return http.StatusServiceUnavailable, "store unavailable: the update was not stored"
 	}
 }

@@ -2,7 +2,6 @@ package hub
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -19,7 +18,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/herald-sse/herald/auth"
-	"github.com/herald-sse/herald/broker"
 	"github.com/herald-sse/herald/store"
 )
 
@@ -114,30 +112,16 @@ func (h *Hub) publish(w http.ResponseWriter, r *http.Request) {
 		u.ID = "" // Config.AllowReusedIDs: the hub assigns its own id
 		stored, err = h.b.Publish(r.Context(), u)
 	}
-	switch {
-	case err == nil:
-	case errors.Is(err, store.ErrDuplicateID):
-		h.refuse(w, "publish", "duplicate_id", http.StatusConflict, fmt.Sprintf("update id %q already exists", u.ID))
-		return
-	case errors.Is(err, store.ErrInvalid):
-		h.log.Warn("hub: publish: update passed validation but the store refused it", "err", err)
-		h.refuse(w, "publish", "invalid_update", http.StatusBadRequest, "invalid update: "+storeReason(err))
-		return
-	case errors.Is(err, broker.ErrShutdown), errors.Is(err, store.ErrClosed):
-		fail(w, http.StatusServiceUnavailable, "hub is shutting down")
-		return
-	case errors.Is(err, store.ErrOutcomeUnknown), errors.Is(err, context.DeadlineExceeded):
-		// 504: the only answer that does not say whether it was stored.
-		h.log.Warn("hub: publish: outcome unknown", "id", u.ID, "err", err)
-		fail(w, http.StatusGatewayTimeout, "the store did not answer in time: update %q may or may not be stored; retry with the same id (a 409 then means it was)", u.ID)
-		return
-	case r.Context().Err() != nil:
-		h.log.Debug("hub: publish: client gone", "err", err)
-		fail(w, http.StatusServiceUnavailable, "request canceled")
-		return
-	default:
-		h.log.Error("hub: publish: store unavailable", "err", err)
-		fail(w, http.StatusServiceUnavailable, "store unavailable: the update was not stored")
+	if err != nil {
+		code, reason := h.publishFailure(r.Context(), err, u.ID)
+		switch code {
+		case http.StatusConflict:
+			h.refuse(w, "publish", "duplicate_id", code, reason)
+		case http.StatusBadRequest:
+			h.refuse(w, "publish", "invalid_update", code, reason)
+		default:
+			fail(w, code, "%s", reason)
+		}
 		return
 	}
 	if h.log.Enabled(r.Context(), slog.LevelDebug) { // spares boxing the topics
