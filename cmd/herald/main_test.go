@@ -76,7 +76,13 @@ type background struct {
 // canceled (and waited for) at the end of the test at the latest.
 func startCmd(t *testing.T, args ...string) *background {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	return startCmdFor(t, 20*time.Second, args...)
+}
+
+// startCmdFor is startCmd with the command's lifetime bound set to d.
+func startCmdFor(t *testing.T, d time.Duration, args ...string) *background {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
 	bg := &background{args: args, cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(bg.done)

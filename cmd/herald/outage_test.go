@@ -37,7 +37,9 @@ func startOutageHubBg(t *testing.T, args ...string) (*outageHub, *background) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	bg := startCmd(t, append([]string{"serve", "--addr", addr, "--publisher-key", outageKey, "--no-dashboard",
+	// A minute: the engine tests stop, wipe and restart engines under the
+	// hub, which takes longer on a loaded CI machine than startCmd's 20 s.
+	bg := startCmdFor(t, time.Minute, append([]string{"serve", "--addr", addr, "--publisher-key", outageKey, "--no-dashboard",
 		"--data-dir", t.TempDir()}, args...)...)
 	tok, err := auth.Sign([]byte(outageKey), auth.Claims{Publish: []string{"*"}}, time.Hour)
 	if err != nil {
