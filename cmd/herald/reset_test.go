@@ -77,7 +77,9 @@ func TestServeLogReset(t *testing.T) {
 				t.Fatalf("wiping the engine's log: %v", err)
 			}
 			var after int
-			servertest.WaitFor(t.Context(), 20*time.Second, func() bool {
+			// The hubs recreate a deleted NATS stream after a second and
+			// check every two; a loaded CI machine has needed far longer.
+			servertest.WaitFor(t.Context(), 40*time.Second, func() bool {
 				after, _ = h.publish(t, "after-1")
 				return after == http.StatusOK
 			})
