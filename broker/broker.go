@@ -410,10 +410,12 @@ func (b *Broker) resync(reason, cause error) (uint64, bool) {
 	b.cache.reset(last) // under mu: no stream registers against stale entries
 	subs := b.streams()
 	b.mu.Unlock()
+	var counter *atomic.Uint64
+	if reason == ErrHistoryGap {
+		counter = &b.gaps
+	}
 	for _, s := range subs {
-		if s.close(reason) && reason == ErrHistoryGap {
-			b.gaps.Add(1)
-		}
+		s.closeCounting(reason, counter)
 	}
 	return last, true
 }

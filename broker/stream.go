@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/herald-sse/herald/store"
@@ -230,9 +231,11 @@ func (b *Broker) serveStream(ctx context.Context, gone <-chan struct{}, out stre
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			err = ErrWriteTimeout
 		}
-		if s.close(err) && err == ErrWriteTimeout {
-			b.writeTimeouts.Add(1)
+		var counter *atomic.Uint64
+		if err == ErrWriteTimeout {
+			counter = &b.writeTimeouts
 		}
+		s.closeCounting(err, counter)
 		return err
 	}
 	deadline()

@@ -121,9 +121,11 @@ func (s *subscriber) Closed(err error) {
 	case errors.Is(err, netpoll.ErrWriteTimeout):
 		err = ErrWriteTimeout
 	}
-	if s.close(err) && err == ErrWriteTimeout {
-		s.b.writeTimeouts.Add(1)
+	var counter *atomic.Uint64
+	if err == ErrWriteTimeout {
+		counter = &s.b.writeTimeouts
 	}
+	s.closeCounting(err, counter)
 	s.b.parked.Add(-1)
 	s.b.retire(s)
 }
@@ -137,11 +139,19 @@ func (s *subscriber) ended() error {
 
 // close ends the stream with reason err. Idempotent; the first reason wins,
 // and close reports whether this call was the first.
-func (s *subscriber) close(err error) bool {
+func (s *subscriber) close(err error) bool { return s.closeCounting(err, nil) }
+
+// closeCounting is close that, when this call ends the stream, adds one to
+// n (if not nil) before the connection is closed: a client that sees its
+// stream end then always finds the end counted.
+func (s *subscriber) closeCounting(err error, n *atomic.Uint64) bool {
 	s.mu.Lock()
 	if s.err != nil {
 		s.mu.Unlock()
 		return false
+	}
+	if n != nil {
+		n.Add(1)
 	}
 	s.err = err
 	s.queue, s.queued = nil, 0
