@@ -463,7 +463,7 @@ func TestSubscriptionUntil(t *testing.T) {
 		t.Run(m.name, func(t *testing.T) {
 			e := newEnv(t, m.cfg)
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				e.b.Subscribe(w, r, broker.Subscription{Topics: []string{"a"}, Until: time.Now().Add(200 * time.Millisecond)})
+				e.b.Subscribe(w, r, broker.Subscription{Topics: []string{"a"}, Until: time.Now().Add(time.Second)})
 			}))
 			defer srv.Close()
 			resp, err := http.Get(srv.URL)
