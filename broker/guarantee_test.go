@@ -395,7 +395,8 @@ func TestParkedCloseDoesNotTakeBrokerLock(t *testing.T) {
 	}})
 	c := e.subscribe("topic=a", nil)
 	waitFor(t, "a parked stream", func() bool { return e.b.Stats().Parked == 1 })
-	unlock := e.b.LockForTest()
+	unlock := sync.OnceFunc(e.b.LockForTest())
+	defer unlock() // a failure below must not leave the lock held for the cleanup
 	c.resp.Body.Close()
 	waitFor(t, "the writer's Closed to return under the lock", func() bool { return e.b.ParkedForTest() == 0 })
 	if n := ended.Load(); n != 0 {
