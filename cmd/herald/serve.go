@@ -329,10 +329,13 @@ func (p *servePlan) serve(ctx context.Context, stdout io.Writer) error {
 		srv.TLSConfig = tlsSrv.config
 		scheme = "https"
 	}
+	// The listening line comes first: the banner's token is usable only
+	// once the address is known, and a script that waits for the token
+	// may rely on the address already being logged.
+	logger.Info("herald: listening", "addr", ln.Addr().String(), "scheme", scheme, "version", versionString(), "store", c.storeKind, "data_dir", storeDir(c))
 	if p.token != "" {
 		printBanner(stdout, c.logFormat, p.token)
 	}
-	logger.Info("herald: listening", "addr", ln.Addr().String(), "scheme", scheme, "version", versionString(), "store", c.storeKind, "data_dir", storeDir(c))
 
 	g, gctx := errgroup.WithContext(ctx)
 	if c.debugAddr != "" {
