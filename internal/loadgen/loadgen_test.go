@@ -30,6 +30,11 @@ type testHub struct {
 	identity bool
 	// endAfter, if positive, ends every stream after that many events.
 	endAfter int
+	// beforeAnswer, if set, runs before each publish is answered.
+	beforeAnswer func()
+	// posted is closed at the first publish.
+	posted     chan struct{}
+	postedOnce sync.Once
 
 	mu      sync.Mutex
 	subs    map[chan string]struct{}
@@ -45,6 +50,7 @@ func newTestHub(t *testing.T, h *testHub) *httptest.Server {
 	h.subs = make(map[chan string]struct{})
 	h.sources = make(map[string]int)
 	h.done = make(chan struct{})
+	h.posted = make(chan struct{})
 	srv := httptest.NewServer(h)
 	t.Cleanup(func() {
 		close(h.done)
@@ -75,8 +81,13 @@ func (h *testHub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				delete(h.subs, ch)
 			}
 		}
+		n := h.n
 		h.mu.Unlock()
-		fmt.Fprintf(w, "urn:uuid:%d", h.n)
+		h.postedOnce.Do(func() { close(h.posted) })
+		if h.beforeAnswer != nil {
+			h.beforeAnswer()
+		}
+		fmt.Fprintf(w, "urn:uuid:%d", n)
 	case http.MethodGet:
 		if r.URL.Query().Get("topic") != "bench" {
 			http.Error(w, "no topic", http.StatusUnauthorized)
@@ -530,6 +541,16 @@ func TestIdleConnPlaceholder(t *testing.T) {
 // hubs: connection i goes to hub i mod 2, publisher j to hub j mod 2.
 func TestRunSeveralURLs(t *testing.T) {
 	h1, h2 := &testHub{}, &testHub{}
+	// A publisher has one publish in flight at a time, so holding the
+	// first hub's answers until the second hub has a publish makes the
+	// second publisher post one: without this, the first publisher could
+	// take every event of the shared schedule before the second starts.
+	h1.beforeAnswer = func() {
+		select {
+		case <-h2.posted:
+		case <-time.After(10 * time.Second): // fails below, without hanging
+		}
+	}
 	sub1, pub1 := urls(newTestHub(t, h1))
 	sub2, pub2 := urls(newTestHub(t, h2))
 	cfg := loadgen.Config{
