@@ -327,6 +327,24 @@ func (b *Broker) Publish(ctx context.Context, u store.Update) (store.Update, err
 	return b.st.Append(ctx, u)
 }
 
+// PublishBatch appends ups to the store in order and returns one result
+// and one error per update, as [store.AppendBatch] does: with stop set,
+// the updates after the first failure are not appended
+// ([store.ErrNotAttempted]). A store that implements
+// [store.BatchAppender] appends them together (the boltstore: one
+// transaction and one fsync for the whole batch), which is what makes a
+// batch cheaper than as many Publish calls.
+func (b *Broker) PublishBatch(ctx context.Context, ups []store.Update, stop bool) ([]store.Update, []error) {
+	if b.ctx.Err() != nil {
+		errs := make([]error, len(ups))
+		for i := range errs {
+			errs[i] = ErrShutdown
+		}
+		return make([]store.Update, len(ups)), errs
+	}
+	return store.AppendBatch(ctx, b.st, ups, stop)
+}
+
 // tail follows the log and fans each update out. It starts from the
 // position New read, or, if the store was unreachable then, from the end of
 // the log once it is reachable.

@@ -174,6 +174,62 @@ func TestLiveDeliveryInOrder(t *testing.T) {
 	}
 }
 
+// TestPublishBatch checks that a batch is delivered in its order, that a
+// stopping batch appends nothing after its first failure, and that a
+// batch after Shutdown is refused as a whole.
+func TestPublishBatch(t *testing.T) {
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			e := newEnv(t, m.cfg)
+			c := e.subscribe("topic=a", nil)
+			waitSubscribers(t, e.b, 1)
+			taken := e.publish("a", "taken", false)
+			ups := []store.Update{
+				{Topics: []string{"a"}, Data: "1"},
+				{Topics: []string{"b"}, Data: "other topic"},
+				{Topics: []string{"a"}, Data: "2", ID: "mine"},
+				{Topics: []string{"a"}, Data: "dup", ID: taken.ID},
+				{Topics: []string{"a"}, Data: "not attempted"},
+			}
+			stored, errs := e.b.PublishBatch(t.Context(), ups, true)
+			for i, want := range []error{nil, nil, nil, store.ErrDuplicateID, store.ErrNotAttempted} {
+				if (want == nil && errs[i] != nil) || (want != nil && !errors.Is(errs[i], want)) {
+					t.Fatalf("update %d: error %v, want %v", i, errs[i], want)
+				}
+			}
+			if stored[2].ID != "mine" || stored[2].Seq <= stored[0].Seq {
+				t.Fatalf("stored %+v, want the given id and the batch's order", stored[:3])
+			}
+			for _, want := range []store.Update{taken, stored[0], stored[2]} {
+				if ev := c.next(t); ev.ID != want.ID || ev.Data != want.Data {
+					t.Fatalf("Next() = {ID:%q Data:%q}, want {ID:%q Data:%q}", ev.ID, ev.Data, want.ID, want.Data)
+				}
+			}
+			after := e.publish("a", "after", false) // nothing of the batch comes between
+			if ev := c.next(t); ev.ID != after.ID {
+				t.Fatalf("Next() = %q, want the update after the batch %q", ev.ID, after.ID)
+			}
+		})
+	}
+	t.Run("after shutdown", func(t *testing.T) {
+		st := memstore.New(memstore.Config{})
+		defer st.Close()
+		b, err := broker.New(st, broker.Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Shutdown(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		_, errs := b.PublishBatch(t.Context(), []store.Update{{Topics: []string{"a"}}, {Topics: []string{"a"}}}, false)
+		for i, err := range errs {
+			if !errors.Is(err, broker.ErrShutdown) {
+				t.Errorf("update %d after Shutdown: %v, want %v", i, err, broker.ErrShutdown)
+			}
+		}
+	})
+}
+
 func TestReplayFromLastEventID(t *testing.T) {
 	for _, m := range modes {
 		t.Run(m.name, func(t *testing.T) {

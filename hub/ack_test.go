@@ -16,8 +16,8 @@ import (
 
 // failingStore is a memstore whose Append returns err instead, when set.
 type failingStore struct {
-	*memstore.Store
-	err error
+	store.Store // the interface, so that AppendBatch falls back to Append
+	err         error
 }
 
 func (s *failingStore) Append(ctx context.Context, u store.Update) (store.Update, error) {

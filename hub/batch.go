@@ -98,8 +98,9 @@ type BatchResult struct {
 // cross-origin check and the authentication of the token (claims is nil
 // for an anonymous publisher). Malformed requests as a whole (body too
 // large, too many updates, none, a bad on-error) are refused before any
-// update is stored; otherwise every update gets its own result, and they
-// are appended one by one in order.
+// update is stored; otherwise every update gets its own result, and the
+// ones that pass the checks are appended together, in order
+// (publishTogether), or one by one with AllowReusedIDs (publishEach).
 func (h *Hub) publishBatch(w http.ResponseWriter, r *http.Request, claims *auth.Claims) {
 	stop := true
 	switch mode := r.URL.Query().Get("on-error"); mode {
@@ -144,20 +145,12 @@ func (h *Hub) publishBatch(w http.ResponseWriter, r *http.Request, claims *auth.
 		}
 	}
 
-	results := make([]BatchResult, len(lines))
-	refused, stored := -1, 0
-	for i, line := range lines {
-		if refused >= 0 {
-			results[i] = BatchResult{Status: StatusNotAttempted, Error: fmt.Sprintf("not attempted: update %d of the batch was refused", refused+1)}
-			continue
-		}
-		results[i] = h.publishLine(r, line, claims, m)
-		switch {
-		case results[i].Status == http.StatusOK:
-			stored++
-		case stop:
-			refused = i
-		}
+	var results []BatchResult
+	var stored int
+	if h.reuseIDs {
+		results, stored = h.publishEach(r, lines, claims, m, stop)
+	} else {
+		results, stored = h.publishTogether(r, lines, claims, m, stop)
 	}
 	out := bytes.NewBuffer(make([]byte, 0, 64*len(results)))
 	enc := json.NewEncoder(out)
@@ -189,11 +182,96 @@ func batchLines(body []byte) [][]byte {
 	return lines
 }
 
-// publishLine checks, authorizes and publishes the update of one batch
-// line, as publish does for a form, and returns its result. m is nil for
-// an anonymous publisher.
-func (h *Hub) publishLine(r *http.Request, line []byte, claims *auth.Claims, m *broker.Matcher) BatchResult {
-	res, label := h.checkAndPublishLine(r, line, claims, m)
+// publishTogether checks every line, then appends the updates that pass
+// in one [broker.Broker.PublishBatch], so that a store that commits
+// batches (the boltstore: one fsync) does so once for the request. The
+// results are those of publishing the lines one by one in order: with
+// stop, the first refusal, by the checks or by the store, ends the batch
+// and the updates after it are not attempted (and not counted).
+func (h *Hub) publishTogether(r *http.Request, lines [][]byte, claims *auth.Claims, m *broker.Matcher, stop bool) ([]BatchResult, int) {
+	results := make([]BatchResult, len(lines))
+	ups := make([]store.Update, 0, len(lines))
+	at := make([]int, 0, len(lines)) // at[k]: the line of ups[k]
+	checkRefused, checkLabel := -1, ""
+	for i, line := range lines {
+		u, res, label := h.checkLine(r, line, claims, m)
+		if res.Status != 0 {
+			results[i] = res
+			if stop {
+				// Counted below, unless the store refuses an earlier
+				// update first: then this line was never reached.
+				checkRefused, checkLabel = i, label
+				break
+			}
+			h.countRefusal(label)
+			continue
+		}
+		ups = append(ups, u)
+		at = append(at, i)
+	}
+	refused, stored := -1, 0
+	if len(ups) > 0 {
+		out, errs := h.b.PublishBatch(r.Context(), ups, stop)
+		for k, i := range at {
+			switch {
+			case errs[k] == nil:
+				results[i] = BatchResult{Status: http.StatusOK, ID: out[k].ID}
+				stored++
+			case errors.Is(errs[k], store.ErrNotAttempted):
+				// Filled in below, after the refused update.
+			default:
+				code, reason := h.publishFailure(r.Context(), errs[k], ups[k].ID)
+				results[i] = BatchResult{Status: code, ID: ups[k].ID, Error: reason}
+				h.countRefusal(storeFailureLabel(code))
+				if stop && refused < 0 {
+					refused = i
+				}
+			}
+		}
+	}
+	if refused < 0 && checkRefused >= 0 {
+		refused = checkRefused
+		h.countRefusal(checkLabel)
+	}
+	if refused >= 0 {
+		for i := refused + 1; i < len(results); i++ {
+			results[i] = notAttempted(refused)
+		}
+	}
+	return results, stored
+}
+
+// publishEach publishes the lines one by one, in order. It is the path of
+// [Config.AllowReusedIDs], whose retry of a taken id with a new one is a
+// second append of that update alone.
+func (h *Hub) publishEach(r *http.Request, lines [][]byte, claims *auth.Claims, m *broker.Matcher, stop bool) ([]BatchResult, int) {
+	results := make([]BatchResult, len(lines))
+	refused, stored := -1, 0
+	for i, line := range lines {
+		if refused >= 0 {
+			results[i] = notAttempted(refused)
+			continue
+		}
+		results[i] = h.publishLine(r, line, claims, m)
+		switch {
+		case results[i].Status == http.StatusOK:
+			stored++
+		case stop:
+			refused = i
+		}
+	}
+	return results, stored
+}
+
+// notAttempted is the result of an update after the refused update of
+// line refused (0-based) in a batch that stops at the first refusal.
+func notAttempted(refused int) BatchResult {
+	return BatchResult{Status: StatusNotAttempted, Error: fmt.Sprintf("not attempted: update %d of the batch was refused", refused+1)}
+}
+
+// countRefusal counts a refused update of a batch under label, as a
+// single publish refused for the same reason counts; "" counts nothing.
+func (h *Hub) countRefusal(label string) {
 	switch label {
 	case "":
 	case "insufficient_scope":
@@ -201,6 +279,14 @@ func (h *Hub) publishLine(r *http.Request, line []byte, claims *auth.Claims, m *
 	default:
 		h.refusals.add("publish", label)
 	}
+}
+
+// publishLine checks, authorizes and publishes the update of one batch
+// line, as publish does for a form, and returns its result. m is nil for
+// an anonymous publisher.
+func (h *Hub) publishLine(r *http.Request, line []byte, claims *auth.Claims, m *broker.Matcher) BatchResult {
+	res, label := h.checkAndPublishLine(r, line, claims, m)
+	h.countRefusal(label)
 	return res
 }
 
@@ -208,23 +294,59 @@ func (h *Hub) publishLine(r *http.Request, line []byte, claims *auth.Claims, m *
 // returns the label under which a single publish counts the same refusal
 // ([Hub.Refusals], [Hub.AuthFailures]), or "" (stored, or a store failure).
 func (h *Hub) checkAndPublishLine(r *http.Request, line []byte, claims *auth.Claims, m *broker.Matcher) (BatchResult, string) {
+	u, res, label := h.checkLine(r, line, claims, m)
+	if res.Status != 0 {
+		return res, label
+	}
+	stored, err := h.b.Publish(r.Context(), u)
+	if h.reuseIDs && errors.Is(err, store.ErrDuplicateID) {
+		u.ID = ""
+		stored, err = h.b.Publish(r.Context(), u)
+	}
+	if err == nil {
+		return BatchResult{Status: http.StatusOK, ID: stored.ID}, ""
+	}
+	code, reason := h.publishFailure(r.Context(), err, u.ID)
+	return BatchResult{Status: code, ID: u.ID, Error: reason}, storeFailureLabel(code)
+}
+
+// storeFailureLabel is the refusal label of a store's answer code: a
+// duplicate id or an update the store found invalid; "" for the failures
+// that are not the publisher's (unavailable, unknown outcome).
+func storeFailureLabel(code int) string {
+	switch code {
+	case http.StatusConflict:
+		return "duplicate_id"
+	case http.StatusBadRequest:
+		return "invalid_update"
+	}
+	return ""
+}
+
+// checkLine parses, validates and authorizes the update of one batch line
+// and returns it, with an id, ready to append; or its refusal (a result
+// with a non-zero Status) and the label the refusal counts under.
+func (h *Hub) checkLine(r *http.Request, line []byte, claims *auth.Claims, m *broker.Matcher) (store.Update, BatchResult, string) {
+	refuse := func(res BatchResult, label string) (store.Update, BatchResult, string) {
+		return store.Update{}, res, label
+	}
 	if int64(len(line)) > h.maxBody {
-		return BatchResult{Status: http.StatusRequestEntityTooLarge, Error: fmt.Sprintf("update of %d bytes larger than %d bytes", len(line), h.maxBody)}, "body_too_large"
+		return refuse(BatchResult{Status: http.StatusRequestEntityTooLarge, Error: fmt.Sprintf("update of %d bytes larger than %d bytes", len(line), h.maxBody)}, "body_too_large")
 	}
 	if !utf8.Valid(line) {
-		return BatchResult{Status: http.StatusBadRequest, Error: "update is not valid UTF-8"}, "malformed_form"
+		return refuse(BatchResult{Status: http.StatusBadRequest, Error: "update is not valid UTF-8"}, "malformed_form")
 	}
 	var bu BatchUpdate
 	dec := json.NewDecoder(bytes.NewReader(line))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&bu); err != nil {
-		return BatchResult{Status: http.StatusBadRequest, Error: "malformed update: " + strings.TrimPrefix(err.Error(), "json: ")}, "malformed_form"
+		return refuse(BatchResult{Status: http.StatusBadRequest, Error: "malformed update: " + strings.TrimPrefix(err.Error(), "json: ")}, "malformed_form")
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return BatchResult{Status: http.StatusBadRequest, ID: bu.ID, Error: "malformed update: more than one JSON value on the line"}, "malformed_form"
+		return refuse(BatchResult{Status: http.StatusBadRequest, ID: bu.ID, Error: "malformed update: more than one JSON value on the line"}, "malformed_form")
 	}
-	bad := func(format string, args ...any) (BatchResult, string) {
-		return BatchResult{Status: http.StatusBadRequest, ID: bu.ID, Error: fmt.Sprintf(format, args...)}, "invalid_update"
+	bad := func(format string, args ...any) (store.Update, BatchResult, string) {
+		return refuse(BatchResult{Status: http.StatusBadRequest, ID: bu.ID, Error: fmt.Sprintf(format, args...)}, "invalid_update")
 	}
 	if bu.Retry < 0 {
 		return bad(`"retry" must not be negative`)
@@ -250,36 +372,20 @@ func (h *Hub) checkAndPublishLine(r *http.Request, line []byte, claims *auth.Cla
 	}
 	u, code, reason := parseUpdate(f, r.Host)
 	if code != 0 {
-		return BatchResult{Status: code, ID: bu.ID, Error: reason}, "invalid_update"
+		return refuse(BatchResult{Status: code, ID: bu.ID, Error: reason}, "invalid_update")
 	}
 	if claims != nil && claims.Style == auth.StyleAccessToken && len(u.Topics) > 1 {
 		return bad(`a Mercure 1.0 update has exactly one "topic" field, got %d`, len(u.Topics))
 	}
 	if m != nil {
 		if t, ok := allowed(m, u.Topics); !ok {
-			return BatchResult{Status: http.StatusForbidden, ID: bu.ID, Error: fmt.Sprintf("not authorized to publish to topic %q", t)}, "insufficient_scope"
+			return refuse(BatchResult{Status: http.StatusForbidden, ID: bu.ID, Error: fmt.Sprintf("not authorized to publish to topic %q", t)}, "insufficient_scope")
 		}
 	}
 	if u.ID == "" {
 		u.ID = store.NewID()
 	}
-	stored, err := h.b.Publish(r.Context(), u)
-	if h.reuseIDs && errors.Is(err, store.ErrDuplicateID) {
-		u.ID = ""
-		stored, err = h.b.Publish(r.Context(), u)
-	}
-	if err == nil {
-		return BatchResult{Status: http.StatusOK, ID: stored.ID}, ""
-	}
-	code, reason = h.publishFailure(r.Context(), err, u.ID)
-	label := ""
-	switch code {
-	case http.StatusConflict:
-		label = "duplicate_id"
-	case http.StatusBadRequest:
-		label = "invalid_update"
-	}
-	return BatchResult{Status: code, ID: u.ID, Error: reason}, label
+	return u, BatchResult{}, ""
 }
 
 // publishFailure maps an error of broker.Publish to the status and reason

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -89,6 +90,12 @@ func TestBatchPublish(t *testing.T) {
 			`{"topic":"urn:topic:a","data":"2","id":"x"}`,
 			`{"topic":"urn:topic:a","data":"3","id":"y"}`,
 		}, want: []want{{200, "x"}, {409, "already exists"}, {424, "not attempted"}}, stored: []string{"1"}},
+		{name: "a duplicate before a refused line stops first", lines: []string{
+			`{"topic":"urn:topic:a","data":"1","id":"x"}`,
+			`{"topic":"urn:topic:a","data":"2","id":"x"}`,
+			`{"topic":"urn:topic:c","data":"3"}`,
+			`{"topic":"urn:topic:a","data":"4"}`,
+		}, want: []want{{200, "x"}, {409, "already exists"}, {424, "update 2 of the batch was refused"}, {424, "update 2 of the batch was refused"}}, stored: []string{"1"}},
 		{name: "reused ids allowed", cfg: &hub.Config{PublisherKey: pubKey, AllowReusedIDs: true}, lines: []string{
 			`{"topic":"urn:topic:a","data":"1","id":"x"}`,
 			`{"topic":"urn:topic:a","data":"2","id":"x"}`,
@@ -348,6 +355,61 @@ func BenchmarkPublishBatch(b *testing.B) {
 	}
 }
 
+// batchCounter counts the store calls of the hub.
+type batchCounter struct {
+	store.Store
+	appends, batches, batched int
+}
+
+func (s *batchCounter) Append(ctx context.Context, u store.Update) (store.Update, error) {
+	s.appends++
+	return s.Store.Append(ctx, u)
+}
+
+func (s *batchCounter) AppendBatch(ctx context.Context, ups []store.Update, stop bool) ([]store.Update, []error) {
+	s.batches++
+	s.batched += len(ups)
+	return store.AppendBatch(ctx, s.Store, ups, stop)
+}
+
+// TestBatchOneStoreCall checks that a batch reaches the store in one
+// AppendBatch (one commit for the boltstore), with the updates that pass
+// the checks, and that a stop at a refused line sends none after it.
+func TestBatchOneStoreCall(t *testing.T) {
+	mem := memstore.New(memstore.Config{})
+	st := &batchCounter{Store: mem}
+	b, err := broker.New(st, broker.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Shutdown(context.Background()); mem.Close() })
+	h, err := hub.New(b, defaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{hub: h, b: b, st: mem}
+	tok := sign(t, pubKey, []string{"urn:topic:a"}, nil)
+	var body strings.Builder
+	for i := range 50 {
+		fmt.Fprintf(&body, `{"topic":"urn:topic:a","data":"%d"}`+"\n", i)
+	}
+	body.WriteString(`{"topic":"urn:topic:b"}` + "\n" + `{"topic":"urn:topic:a"}` + "\n")
+	for _, tt := range []struct {
+		query           string
+		batched, stored int
+	}{{"", 50, 50}, {"?on-error=continue", 51, 51}} {
+		*st = batchCounter{Store: mem}
+		w := e.serve(batchRequest(body.String(), tok, tt.query))
+		res := batchResults(t, w)
+		if st.appends != 0 || st.batches != 1 || st.batched != tt.batched {
+			t.Errorf("batch%s: %d Append, %d AppendBatch of %d updates; want one AppendBatch of %d", tt.query, st.appends, st.batches, st.batched, tt.batched)
+		}
+		if got := w.Header().Get("Herald-Batch-Stored"); got != strconv.Itoa(tt.stored) || len(res) != 52 {
+			t.Errorf("batch%s: %d results, Herald-Batch-Stored %s; want 52 and %d", tt.query, len(res), got, tt.stored)
+		}
+	}
+}
+
 // TestBatchCounts checks that the refused updates of a batch are counted
 // under the labels of the same refusals of single publishes.
 func TestBatchCounts(t *testing.T) {
@@ -366,5 +428,19 @@ func TestBatchCounts(t *testing.T) {
 		if got[k] != n {
 			t.Errorf("count %s = %d, want %d (all: %v)", k, got[k], n, got)
 		}
+	}
+
+	// Stopping at a duplicate: the refused line after it is not reached,
+	// so it is not counted.
+	body = `{"topic":"urn:topic:a","id":"y"}` + "\n" + `{"topic":"urn:topic:a","id":"y"}` + "\n" + `{"topic":"urn:topic:b"}`
+	if w := e.serve(batchRequest(body, tok, "")); w.Code != http.StatusOK {
+		t.Fatalf("batch POST = %d %q", w.Code, w.Body.String())
+	}
+	got = map[string]uint64{}
+	for _, c := range append(e.hub.Refusals(), e.hub.AuthFailures()...) {
+		got[c.Op+"/"+c.Reason] = c.N
+	}
+	if got["publish/duplicate_id"] != 2 || got["publish/insufficient_scope"] != 1 {
+		t.Errorf("after a stopping batch: counts %v, want duplicate_id 2 and insufficient_scope still 1", got)
 	}
 }

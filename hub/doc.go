@@ -80,7 +80,9 @@
 // [Config.MaxBatch] updates and [Config.MaxBatchBytes] bytes (413 for the
 // whole request, nothing stored), each line at most [Config.MaxBodyBytes].
 // The token is checked once; each update is then validated and authorized
-// as a form publish is, and appended in order. The answer is 200
+// as a form publish is, and the updates that pass are appended in order in
+// one [broker.Broker.PublishBatch] call (with the boltstore, one
+// transaction and one fsync for the whole request). The answer is 200
 // application/x-ndjson with one [BatchResult] per update, in order: the
 // status a single publish of that update would have had, its id, and the
 // reason of a refusal. The batch stops at the first refused update: the

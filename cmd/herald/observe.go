@@ -89,6 +89,23 @@ func (s timedStore) Append(ctx context.Context, u store.Update) (store.Update, e
 	return u, err
 }
 
+// AppendBatch passes a batch on as one call, so that the store commits it
+// at once, and observes its time once per update appended or refused.
+func (s timedStore) AppendBatch(ctx context.Context, ups []store.Update, stop bool) ([]store.Update, []error) {
+	start := time.Now()
+	stored, errs := store.AppendBatch(ctx, s.Store, ups, stop)
+	d := time.Since(start).Seconds()
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			s.m.append.WithLabelValues("ok").Observe(d)
+		case !errors.Is(err, store.ErrNotAttempted):
+			s.m.append.WithLabelValues("error").Observe(d)
+		}
+	}
+	return stored, errs
+}
+
 func (s timedStore) Lookup(ctx context.Context, id string) (uint64, error) {
 	seq, err := s.Store.Lookup(ctx, id)
 	switch {

@@ -138,6 +138,22 @@ func (s timeoutStore) Append(ctx context.Context, u store.Update) (store.Update,
 	return s.Store.Append(ctx, u)
 }
 
+// AppendBatch bounds a batch by the time limit as one call when the store
+// appends batches at once, and each update by it when the batch falls back
+// to one Append each.
+func (s timeoutStore) AppendBatch(ctx context.Context, ups []store.Update, stop bool) ([]store.Update, []error) {
+	if _, ok := s.Store.(store.BatchAppender); !ok {
+		return store.AppendBatch(ctx, appendEach{s}, ups, stop)
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.d)
+	defer cancel()
+	return store.AppendBatch(ctx, s.Store, ups, stop)
+}
+
+// appendEach hides a store's AppendBatch, so that store.AppendBatch calls
+// its Append once per update.
+type appendEach struct{ store.Store }
+
 func (s timeoutStore) Lookup(ctx context.Context, id string) (uint64, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.d)
 	defer cancel()

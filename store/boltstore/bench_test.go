@@ -76,6 +76,33 @@ func BenchmarkAppendDurable(b *testing.B) {
 	}
 }
 
+// BenchmarkAppendBatchDurable measures fsync'd appends in batches of 1,
+// 10 and 100 updates (store.AppendBatch) from one appender: a batch is one
+// commit and one fsync, so appends/s grows with its size.
+func BenchmarkAppendBatchDurable(b *testing.B) {
+	for _, size := range []int{1, 10, 100} {
+		b.Run(fmt.Sprintf("batch=%d", size), func(b *testing.B) {
+			s := open(b, dbPath(b), boltstore.Config{})
+			b.ReportAllocs()
+			ups := make([]store.Update, size)
+			for i := range ups {
+				ups[i] = store.Update{Topics: []string{"https://example.com/stocks/1"}, Data: payload}
+			}
+			b.ResetTimer()
+			for n := 0; n < b.N; n += size {
+				_, errs := s.AppendBatch(context.Background(), ups[:min(size, b.N-n)], true)
+				for _, err := range errs {
+					if err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "appends/s")
+		})
+	}
+}
+
 // BenchmarkAppendNoSync is the same without fsync: the cost of bbolt and
 // the store itself.
 func BenchmarkAppendNoSync(b *testing.B) {

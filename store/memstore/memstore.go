@@ -121,8 +121,63 @@ func New(cfg Config) *Store {
 // Append stores u and returns it with Seq, ID and Time set. It copies
 // u.Topics, so the caller may reuse the slice.
 func (s *Store) Append(ctx context.Context, u store.Update) (store.Update, error) {
+	p, err := s.prepare(u)
+	if err != nil {
+		return store.Update{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u, err = s.appendLocked(p)
+	if err == nil {
+		s.wait.Advance(u.Seq)
+	}
+	return u, err
+}
+
+// AppendBatch appends ups in order under one lock, waking the readers
+// once, and returns each update's result as Append would. With stop set,
+// the updates after the first failure are not appended
+// ([store.ErrNotAttempted]). It implements [store.BatchAppender].
+func (s *Store) AppendBatch(ctx context.Context, ups []store.Update, stop bool) ([]store.Update, []error) {
+	stored, errs := make([]store.Update, len(ups)), make([]error, len(ups))
+	ps := make([]prepared, len(ups))
+	for i, u := range ups {
+		ps[i], errs[i] = s.prepare(u)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var last uint64
+	failed := false
+	for i := range ps {
+		if failed {
+			errs[i] = store.ErrNotAttempted
+			continue
+		}
+		if errs[i] == nil {
+			stored[i], errs[i] = s.appendLocked(ps[i])
+		}
+		if errs[i] == nil {
+			last = stored[i].Seq
+		}
+		failed = stop && errs[i] != nil
+	}
+	if last != 0 {
+		s.wait.Advance(last)
+	}
+	return stored, errs
+}
+
+// prepared is an update checked for appending, with its cost.
+type prepared struct {
+	u        store.Update
+	explicit bool
+	cost     int64
+}
+
+// prepare checks u for appending, outside the lock.
+func (s *Store) prepare(u store.Update) (prepared, error) {
 	if err := store.Validate(u); err != nil {
-		return store.Update{}, fmt.Errorf("memstore: append: %w", err)
+		return prepared{}, fmt.Errorf("memstore: append: %w", err)
 	}
 	explicit := u.ID != ""
 	if !explicit {
@@ -131,12 +186,16 @@ func (s *Store) Append(ctx context.Context, u store.Update) (store.Update, error
 	u.Topics = slices.Clone(u.Topics)
 	c := cost(&u)
 	if c > s.cfg.MaxBytes {
-		return store.Update{}, fmt.Errorf("memstore: append: update of %d bytes larger than the history's MaxBytes %d: %w",
+		return prepared{}, fmt.Errorf("memstore: append: update of %d bytes larger than the history's MaxBytes %d: %w",
 			c, s.cfg.MaxBytes, store.ErrInvalid)
 	}
+	return prepared{u, explicit, c}, nil
+}
 
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// appendLocked appends p and returns the stored update. s.mu must be held;
+// the caller advances s.wait.
+func (s *Store) appendLocked(p prepared) (store.Update, error) {
+	u, c := p.u, p.cost
 	if s.closed {
 		return store.Update{}, fmt.Errorf("memstore: append: %w", store.ErrClosed)
 	}
@@ -146,7 +205,7 @@ func (s *Store) Append(ctx context.Context, u store.Update) (store.Update, error
 		if _, dup := s.find(u.ID, h); !dup {
 			break
 		}
-		if explicit {
+		if p.explicit {
 			return store.Update{}, fmt.Errorf("memstore: append %q: %w", u.ID, store.ErrDuplicateID)
 		}
 		u.ID = store.NewID()
@@ -181,7 +240,6 @@ func (s *Store) Append(ctx context.Context, u store.Update) (store.Update, error
 	} else {
 		s.ids[h] = u.Seq
 	}
-	s.wait.Advance(u.Seq)
 	return u, nil
 }
 

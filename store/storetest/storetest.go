@@ -69,6 +69,7 @@ func Run(t *testing.T, open Factory) {
 		{"AppendDuplicateID", testAppendDuplicateID},
 		{"AppendInvalid", testAppendInvalid},
 		{"AppendCopiesTopics", testAppendCopiesTopics},
+		{"AppendBatch", testAppendBatch},
 		{"RoundTrip", testRoundTrip},
 		{"Lookup", testLookup},
 		{"Read", testRead},
