@@ -10,7 +10,10 @@
 # SERVER: herald heraldbolt heraldnopark heraldnouring gosse r3sse gossesrv
 #         mercure mercurebolt node.  LOAD: A (idle memory) B (fan-out 10k x 5/s)
 #         C (CPU 1k x 50/s) D (publish throughput) E (publish throughput,
-#         100 updates per request: Herald's batch publish; herald* only).
+#         100 updates per request: Herald's batch publish; herald* only)
+#         S (A held 170 s: memory after the runtime's periodic GC, which a
+#         Go server runs every 2 minutes when nothing else triggers one).
+#   bash bench/compare/run.sh settled [ROUNDS]      # load S for every server (~3 min each)
 # Loopback only; each run stops its server. OUT defaults to bench/compare/out.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -63,6 +66,7 @@ run() {
 	local LOAD
 	case $L in
 	A) LOAD=(--idle --subscribers 10000 --duration 5s --source-ips 4) ;;
+	S) LOAD=(--idle --subscribers 10000 --duration 170s --source-ips 4) ;;
 	B) LOAD=(--subscribers 10000 --rate 5 --duration 20s --size 100 --source-ips 4) ;;
 	C) LOAD=(--subscribers 1000 --rate 50 --duration 20s --size 100 --source-ips 4) ;;
 	D) LOAD=(--rate 0 --publishers 16 --subscribers 1 --duration 10s --size 100) ;;
@@ -90,6 +94,11 @@ run() {
 
 case ${1:-} in
 build) build ;;
+settled)
+	build
+	for rep in $(seq "${2:-1}"); do
+		for s in herald gosse r3sse gossesrv mercure node; do run $s S r$rep; sleep 2; done
+	done ;;
 matrix)
 	build
 	for rep in $(seq "${2:-2}"); do

@@ -59,6 +59,14 @@ func main() {
 					stat(rs, func(r loadgen.Result) float64 { return r.ServerRSSPerSubscriberBytes / 1024 }, 2),
 					stat(rs, func(r loadgen.Result) float64 { return float64(r.ServerRSSConnectedBytes) / mib }, 0))
 			}},
+		{"S", "S. Server memory per idle subscriber, settled: A held 170 s, past the Go runtime's periodic GC (RSS growth / subscribers)", "| server | runs | RSS / subscriber KiB | RSS at the end MiB |",
+			func(rs []loadgen.Result) string {
+				return cells(
+					stat(rs, func(r loadgen.Result) float64 {
+						return float64(r.ServerRSSAfterBytes-r.ServerRSSBeforeBytes) / float64(max(r.Connected, 1)) / 1024
+					}, 2),
+					stat(rs, func(r loadgen.Result) float64 { return float64(r.ServerRSSAfterBytes) / mib }, 0))
+			}},
 		{"B", "B. Fan-out: 10,000 subscribers, 5 events/s, 20 s", "| server | runs | p50 ms | p99 ms | max ms | lost | server CPU µs / delivery | RSS after MiB |",
 			func(rs []loadgen.Result) string {
 				return cells(
