@@ -11,6 +11,8 @@
 #         mercure mercurebolt node.  LOAD: A (idle memory) B (fan-out 10k x 5/s)
 #         C (CPU 1k x 50/s) D (publish throughput) E (publish throughput,
 #         100 updates per request: Herald's batch publish; herald* only)
+#         R (E at a fixed 150,000 updates/s: delivered throughput, which
+#         one subscriber can read; herald* only)
 #         S (A held 170 s: memory after the runtime's periodic GC, which a
 #         Go server runs every 2 minutes when nothing else triggers one).
 #   bash bench/compare/run.sh settled [ROUNDS]      # load S for every server (~3 min each)
@@ -70,9 +72,10 @@ run() {
 	B) LOAD=(--subscribers 10000 --rate 5 --duration 20s --size 100 --source-ips 4) ;;
 	C) LOAD=(--subscribers 1000 --rate 50 --duration 20s --size 100 --source-ips 4) ;;
 	D) LOAD=(--rate 0 --publishers 16 --subscribers 1 --duration 10s --size 100) ;;
-	E)
-		case $S in herald*) ;; *) echo "load E (batch publish) is Herald's extension: herald* servers only" >&2; exit 2 ;; esac
+	E | R)
+		case $S in herald*) ;; *) echo "loads E and R (batch publish) are Herald's extension: herald* servers only" >&2; exit 2 ;; esac
 		LOAD=(--rate 0 --publishers 16 --subscribers 1 --duration 10s --size 100 --pub-batch 100)
+		[ "$L" = R ] && LOAD[1]=150000
 		BODY='{"topic":"bench","data":"{{payload}}"}' ;;
 	*) echo "unknown load $L" >&2; exit 2 ;;
 	esac
@@ -106,7 +109,7 @@ matrix)
 			for s in herald gosse r3sse gossesrv mercure node; do run $s $L r$rep; sleep 2; done
 		done
 		for s in herald heraldbolt gosse r3sse gossesrv mercure mercurebolt node; do run $s D r$rep; sleep 2; done
-		for s in herald heraldbolt; do run $s E r$rep; sleep 2; done
+		for s in herald heraldbolt; do run $s E r$rep; sleep 2; run $s R r$rep; sleep 2; done
 	done ;;
 '') sed -n '2,13p' "$0"; exit 2 ;;
 *) [ -x "$B/herald" ] || build; run "$@" ;;
