@@ -8,8 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/herald-sse/herald/broker"
-	"github.com/herald-sse/herald/hub"
 	"github.com/herald-sse/herald/store"
 	"github.com/herald-sse/herald/store/memstore"
 )
@@ -52,16 +50,7 @@ func TestPublishAcknowledgements(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			mem := memstore.New(memstore.Config{})
 			st := &failingStore{Store: mem, err: tt.err}
-			b, err := broker.New(st, broker.Config{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { b.Shutdown(context.Background()); mem.Close() })
-			h, err := hub.New(b, defaultConfig())
-			if err != nil {
-				t.Fatal(err)
-			}
-			e := &env{hub: h, b: b, st: mem}
+			e := newEnvOn(t, defaultConfig(), st, mem)
 			tok := sign(t, pubKey, []string{"*"}, nil)
 			w := e.serve(publishRequest("topic=a&data=x", tok))
 			if w.Code != tt.code || !strings.Contains(w.Body.String(), tt.reason) {

@@ -294,16 +294,7 @@ func TestBatchStoreFailure(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			mem := memstore.New(memstore.Config{})
 			st := &failingStore{Store: mem, err: tt.err}
-			b, err := broker.New(st, broker.Config{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { b.Shutdown(context.Background()); mem.Close() })
-			h, err := hub.New(b, defaultConfig())
-			if err != nil {
-				t.Fatal(err)
-			}
-			e := &env{hub: h, b: b, st: mem}
+			e := newEnvOn(t, defaultConfig(), st, mem)
 			tok := sign(t, pubKey, []string{"*"}, nil)
 			w := e.serve(batchRequest(`{"topic":"a"}`+"\n"+`{"topic":"a","id":"mine"}`, tok, "?on-error=continue"))
 			res := batchResults(t, w)
@@ -378,16 +369,7 @@ func (s *batchCounter) AppendBatch(ctx context.Context, ups []store.Update, stop
 func TestBatchOneStoreCall(t *testing.T) {
 	mem := memstore.New(memstore.Config{})
 	st := &batchCounter{Store: mem}
-	b, err := broker.New(st, broker.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Shutdown(context.Background()); mem.Close() })
-	h, err := hub.New(b, defaultConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &env{hub: h, b: b, st: mem}
+	e := newEnvOn(t, defaultConfig(), st, mem)
 	tok := sign(t, pubKey, []string{"urn:topic:a"}, nil)
 	var body strings.Builder
 	for i := range 50 {

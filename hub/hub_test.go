@@ -42,6 +42,12 @@ type env struct {
 func newEnv(t testing.TB, cfg hub.Config) *env {
 	t.Helper()
 	st := memstore.New(memstore.Config{})
+	return newEnvOn(t, cfg, st, st)
+}
+
+// newEnvOn is newEnv over st, a store that wraps (or is) mem; e.st is mem.
+func newEnvOn(t testing.TB, cfg hub.Config, st store.Store, mem *memstore.Store) *env {
+	t.Helper()
 	b, err := broker.New(st, broker.Config{})
 	if err != nil {
 		t.Fatalf("broker.New: %v", err)
@@ -56,11 +62,11 @@ func newEnv(t testing.TB, cfg hub.Config) *env {
 		if err := b.Shutdown(ctx); err != nil {
 			t.Errorf("broker Shutdown: %v", err)
 		}
-		if err := st.Close(); err != nil {
+		if err := mem.Close(); err != nil {
 			t.Errorf("store Close: %v", err)
 		}
 	})
-	return &env{hub: h, b: b, st: st}
+	return &env{hub: h, b: b, st: mem}
 }
 
 // updates returns every update in the log.
