@@ -150,9 +150,17 @@ func templateSize(s string) (exprs, vars int) {
 // A nil *Matcher matches nothing. A Matcher is immutable once built and safe
 // for concurrent use.
 type Matcher struct {
-	exact     []string            // exact topics, deduplicated
-	set       map[string]struct{} // exact topics as a set, only when there are many
-	all       bool
+	exact []string            // exact topics, deduplicated
+	set   map[string]struct{} // exact topics as a set, only when there are many
+	// wild holds the selectors that are not exact topics, nil when there
+	// are none: most streams select exact topics only, and every open
+	// stream holds a Matcher, so the common one stays at 40 bytes.
+	wild *wildcards
+}
+
+// wildcards are the selectors of a Matcher that are not exact topics.
+type wildcards struct {
+	all       bool                 // "*"
 	templates []*template          // compiled URI templates, interned
 	patterns  []*urlPatternMatcher // Mercure 1.0 URL patterns (urlpattern.go)
 }
@@ -176,16 +184,16 @@ func NewMatcher(selectors []string) (*Matcher, error) {
 	if err := CheckSelectors(selectors); err != nil {
 		return nil, err
 	}
-	m := &Matcher{}
+	m, w := &Matcher{}, &wildcards{}
 	for _, s := range selectors {
 		if exact, up, ok, err := parseTagged(s); ok { // Mercure 1.0 selectors (urlpattern.go)
 			switch {
 			case err != nil:
 				return nil, err
 			case up != nil:
-				m.patterns = append(m.patterns, up)
+				w.patterns = append(w.patterns, up)
 			case exact == "*":
-				m.all = true
+				w.all = true
 			case !slices.Contains(m.exact, exact):
 				m.exact = append(m.exact, exact)
 			}
@@ -193,14 +201,14 @@ func NewMatcher(selectors []string) (*Matcher, error) {
 		}
 		switch {
 		case s == "*":
-			m.all = true
+			w.all = true
 		case strings.Contains(s, "{"):
 			t, err := compileTemplate(s)
 			if err != nil {
 				return nil, err
 			}
-			if !slices.Contains(m.templates, t) {
-				m.templates = append(m.templates, t)
+			if !slices.Contains(w.templates, t) {
+				w.templates = append(w.templates, t)
 			}
 		default:
 			if !slices.Contains(m.exact, s) {
@@ -209,6 +217,9 @@ func NewMatcher(selectors []string) (*Matcher, error) {
 		}
 	}
 	m.exact = slices.Clip(m.exact)
+	if w.all || len(w.templates) > 0 || len(w.patterns) > 0 {
+		m.wild = w
+	}
 	if len(m.exact) > setThreshold {
 		m.set = make(map[string]struct{}, len(m.exact))
 		for _, s := range m.exact {
@@ -220,7 +231,7 @@ func NewMatcher(selectors []string) (*Matcher, error) {
 
 // matchExact reports whether topic matches "*" or an exact selector.
 func (m *Matcher) matchExact(topic string) bool {
-	if m.all {
+	if m.wild != nil && m.wild.all {
 		return true
 	}
 	if m.set != nil {
@@ -238,12 +249,15 @@ func (m *Matcher) Match(topic string) bool {
 	if m.matchExact(topic) {
 		return true
 	}
-	for _, t := range m.templates {
+	if m.wild == nil {
+		return false
+	}
+	for _, t := range m.wild.templates {
 		if t.re.MatchString(topic) {
 			return true
 		}
 	}
-	for _, p := range m.patterns {
+	for _, p := range m.wild.patterns {
 		if p.match(topic) {
 			return true
 		}
@@ -293,7 +307,10 @@ func (m *Matcher) MatchMemo(mm *Memo) bool {
 			return true
 		}
 	}
-	for _, t := range m.templates {
+	if m.wild == nil {
+		return false
+	}
+	for _, t := range m.wild.templates {
 		hit, ok := mm.seen[t]
 		if !ok {
 			hit = slices.ContainsFunc(mm.topics, t.re.MatchString)
@@ -306,7 +323,7 @@ func (m *Matcher) MatchMemo(mm *Memo) bool {
 			return true
 		}
 	}
-	for _, p := range m.patterns {
+	for _, p := range m.wild.patterns {
 		if slices.ContainsFunc(mm.topics, p.match) {
 			return true
 		}
@@ -316,7 +333,7 @@ func (m *Matcher) MatchMemo(mm *Memo) bool {
 
 // wildcard reports whether the matcher has selectors that the broker cannot
 // index by exact topic ("*" or templates).
-func (m *Matcher) wildcard() bool { return m.all || len(m.templates) > 0 || len(m.patterns) > 0 }
+func (m *Matcher) wildcard() bool { return m.wild != nil }
 
 // templates interns compiled URI templates by their text, least recently
 // used first out. Matchers are built per request (from a token's

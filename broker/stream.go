@@ -9,7 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -35,7 +35,14 @@ func (b *Broker) Subscribe(w http.ResponseWriter, r *http.Request, sub Subscript
 		http.Error(w, "no topic selector", http.StatusBadRequest)
 		return errors.New("broker: subscribe: no topic selector")
 	}
-	topics, err := NewMatcher(sub.Topics)
+	// The stream keeps its own copy of the selectors (for Subscriptions and
+	// the matcher): the caller's strings are often substrings of the
+	// request line, which would stay in memory as long as the stream.
+	selectors := make([]string, len(sub.Topics))
+	for i, t := range sub.Topics {
+		selectors[i] = strings.Clone(t)
+	}
+	topics, err := NewMatcher(selectors)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return err
@@ -63,7 +70,7 @@ func (b *Broker) Subscribe(w http.ResponseWriter, r *http.Request, sub Subscript
 		h.Set("Mercure-Last-Event-ID", h.Get("Last-Event-ID")) // the name of earlier Mercure 1.0 drafts
 	}
 	s := newSubscriber(b, topics, private)
-	s.selectors, s.id, s.payload = slices.Clone(sub.Topics), sub.Subscriber, sub.Payload
+	s.selectors, s.id, s.payload = selectors, sub.Subscriber, sub.Payload
 	if !sub.Until.IsZero() {
 		// Armed before the stream is registered, so that unregister, on
 		// whichever goroutine ends the stream, always finds it.
