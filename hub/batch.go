@@ -192,17 +192,18 @@ func (h *Hub) publishTogether(r *http.Request, lines [][]byte, claims *auth.Clai
 	results := make([]BatchResult, len(lines))
 	ups := make([]store.Update, 0, len(lines))
 	at := make([]int, 0, len(lines)) // at[k]: the line of ups[k]
-	checkRefused, checkLabel := -1, ""
+	checkRefused, checkRes, checkLabel := -1, BatchResult{}, ""
 	for i, line := range lines {
 		u, res, label := h.checkLine(r, line, claims, m)
 		if res.Status != 0 {
-			results[i] = res
 			if stop {
-				// Counted below, unless the store refuses an earlier
-				// update first: then this line was never reached.
-				checkRefused, checkLabel = i, label
+				// Answered and counted below, unless the store refuses
+				// an earlier update first: then this line was never
+				// reached.
+				checkRefused, checkRes, checkLabel = i, res, label
 				break
 			}
+			results[i] = res
 			h.countRefusal(label)
 			continue
 		}
@@ -231,11 +232,16 @@ func (h *Hub) publishTogether(r *http.Request, lines [][]byte, claims *auth.Clai
 	}
 	if refused < 0 && checkRefused >= 0 {
 		refused = checkRefused
+		results[refused] = checkRes
 		h.countRefusal(checkLabel)
 	}
 	if refused >= 0 {
 		for i := refused + 1; i < len(results); i++ {
-			results[i] = notAttempted(refused)
+			// A store that could not stop (an engine error in a Redis
+			// pipeline) may have stored later updates: their results stand.
+			if results[i].Status == 0 {
+				results[i] = notAttempted(refused)
+			}
 		}
 	}
 	return results, stored

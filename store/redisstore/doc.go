@@ -33,6 +33,12 @@
 // the id, then trims. Seqs are contiguous in practice; the contract only
 // promises that they increase.
 //
+// AppendBatch sends a batch in one round trip: a pipeline of SCRIPT LOAD
+// and one run of the same script per update. With stop, the runs share a
+// stop key ({prefix}:batch:<uuid>, deleted at the end of the pipeline,
+// expiring after a minute otherwise): the first run that refuses its id
+// sets it, and the later ones append nothing.
+//
 // The client retries a command whose connection broke before the reply
 // came (go-redis does, up to Options.MaxRetries), so the script may run
 // twice for one Append. For an id that Append generated, the second run

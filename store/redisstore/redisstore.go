@@ -207,29 +207,9 @@ func (s *Store) Append(ctx context.Context, u store.Update) (store.Update, error
 // append runs appendScript for u, whose ID is set; explicit tells whether
 // the caller chose it.
 func (s *Store) append(ctx context.Context, u store.Update, explicit bool) (store.Update, error) {
-	topics, err := encodeTopics(u.Topics)
+	args, err := s.appendArgs(u, explicit)
 	if err != nil {
-		return store.Update{}, fmt.Errorf("redisstore: append: %w", err)
-	}
-	var t string
-	if !u.Time.IsZero() {
-		t = encodeTime(u.Time)
-	}
-	private := "0"
-	if u.Private {
-		private = "1"
-	}
-	retry := strconv.FormatInt(int64(u.Retry), 10)
-	// The server's TIME is "<10 digits>.<9 digits>" for centuries.
-	if n := entrySize(u.ID, topics, u.Type, u.Data, retry, private, cmp.Or(t, "0000000000.000000000")); n > s.cfg.MaxBytes {
-		return store.Update{}, fmt.Errorf("redisstore: append: update of %d bytes larger than the history's MaxBytes %d: %w",
-			n, s.cfg.MaxBytes, store.ErrInvalid)
-	}
-	args := []any{u.ID, topics, u.Type, u.Data, retry, private, t,
-		s.cfg.MaxLen, strconv.FormatFloat(s.cfg.MaxAge.Seconds(), 'f', -1, 64), s.budget, "1",
-		s.epochSeed + "-" + strconv.FormatUint(s.epochN.Add(1), 10), s.cfg.MaxBytes}
-	if explicit {
-		args[10] = "0"
+		return store.Update{}, err
 	}
 	for {
 		g := s.generation()
@@ -240,15 +220,12 @@ func (s *Store) append(ctx context.Context, u store.Update, explicit bool) (stor
 			}
 			return store.Update{}, fmt.Errorf("redisstore: append: %w", err)
 		}
-		r, ok := res.([]any)
-		if !ok || len(r) != 3 {
-			return store.Update{}, fmt.Errorf("redisstore: append: unexpected script reply %v", res)
+		seq, ts, epoch, err := parseAppendReply(res)
+		if err == nil && seq < 0 { // only a batch's stop key answers -1
+			err = fmt.Errorf("redisstore: append: unexpected script reply %v", res)
 		}
-		seq, ok1 := r[0].(int64)
-		ts, ok2 := r[1].(string)
-		epoch, ok3 := r[2].(string)
-		if !ok1 || !ok2 || !ok3 || seq < 0 {
-			return store.Update{}, fmt.Errorf("redisstore: append: unexpected script reply %v", res)
+		if err != nil {
+			return store.Update{}, err
 		}
 		if seq == 0 {
 			s.resolve(epoch, g, 0)
@@ -261,18 +238,70 @@ func (s *Store) append(ctx context.Context, u store.Update, explicit bool) (stor
 			args[0] = u.ID
 			continue
 		}
-		if u.Time, err = parseTime(ts); err != nil {
-			return store.Update{}, fmt.Errorf("redisstore: append: %w", err)
-		}
-		g2 := s.resolve(epoch, g, uint64(seq))
-		if g2.epoch != epoch {
-			// Appended to a log that another call has since found lost.
-			return store.Update{}, fmt.Errorf("redisstore: append: %w: the log was lost meanwhile", store.ErrOutcomeUnknown)
-		}
-		u.Seq = g2.base + uint64(seq)
-		u.Topics = slices.Clone(u.Topics)
-		return u, nil
+		return s.appended(u, g, seq, ts, epoch)
 	}
+}
+
+// appendArgs returns the ARGV of appendScript for u, or ErrInvalid when u
+// is larger than the history's MaxBytes.
+func (s *Store) appendArgs(u store.Update, explicit bool) ([]any, error) {
+	topics, err := encodeTopics(u.Topics)
+	if err != nil {
+		return nil, fmt.Errorf("redisstore: append: %w", err)
+	}
+	var t string
+	if !u.Time.IsZero() {
+		t = encodeTime(u.Time)
+	}
+	private := "0"
+	if u.Private {
+		private = "1"
+	}
+	retry := strconv.FormatInt(int64(u.Retry), 10)
+	// The server's TIME is "<10 digits>.<9 digits>" for centuries.
+	if n := entrySize(u.ID, topics, u.Type, u.Data, retry, private, cmp.Or(t, "0000000000.000000000")); n > s.cfg.MaxBytes {
+		return nil, fmt.Errorf("redisstore: append: update of %d bytes larger than the history's MaxBytes %d: %w",
+			n, s.cfg.MaxBytes, store.ErrInvalid)
+	}
+	args := []any{u.ID, topics, u.Type, u.Data, retry, private, t,
+		s.cfg.MaxLen, strconv.FormatFloat(s.cfg.MaxAge.Seconds(), 'f', -1, 64), s.budget, "1",
+		s.epochSeed + "-" + strconv.FormatUint(s.epochN.Add(1), 10), s.cfg.MaxBytes}
+	if explicit {
+		args[10] = "0"
+	}
+	return args, nil
+}
+
+// parseAppendReply reads appendScript's {seq, time, epoch}.
+func parseAppendReply(res any) (seq int64, ts, epoch string, err error) {
+	r, ok := res.([]any)
+	if !ok || len(r) != 3 {
+		return 0, "", "", fmt.Errorf("redisstore: append: unexpected script reply %v", res)
+	}
+	seq, ok1 := r[0].(int64)
+	ts, ok2 := r[1].(string)
+	epoch, ok3 := r[2].(string)
+	if !ok1 || !ok2 || !ok3 || seq < -1 {
+		return 0, "", "", fmt.Errorf("redisstore: append: unexpected script reply %v", res)
+	}
+	return seq, ts, epoch, nil
+}
+
+// appended returns u as stored at Redis position seq with time ts, under
+// the epoch of the reply; g is the generation taken before the command.
+func (s *Store) appended(u store.Update, g generation, seq int64, ts, epoch string) (store.Update, error) {
+	var err error
+	if u.Time, err = parseTime(ts); err != nil {
+		return store.Update{}, fmt.Errorf("redisstore: append: %w", err)
+	}
+	g2 := s.resolve(epoch, g, uint64(seq))
+	if g2.epoch != epoch {
+		// Appended to a log that another call has since found lost.
+		return store.Update{}, fmt.Errorf("redisstore: append: %w: the log was lost meanwhile", store.ErrOutcomeUnknown)
+	}
+	u.Seq = g2.base + uint64(seq)
+	u.Topics = slices.Clone(u.Topics)
+	return u, nil
 }
 
 // sent reports whether err, from a command that failed, may have come

@@ -452,3 +452,29 @@ func TestRedisDown(t *testing.T) {
 		t.Fatalf("Close() with Redis down took %v, want about BlockTime", d)
 	}
 }
+
+// TestAppendBatchRedis checks what the conformance suite cannot see: a
+// stopping batch leaves no stop key behind, and a batch finds its script
+// after Redis's script cache was flushed (the pipeline loads it first).
+func TestAppendBatchRedis(t *testing.T) {
+	rdb := newClient(t)
+	prefix := newPrefix(t, rdb)
+	s := open(t, rdb, redisstore.Config{Prefix: prefix})
+	ctx := t.Context()
+	mustAppend(t, s, store.Update{ID: "taken", Topics: []string{"t"}})
+	if err := rdb.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	ups := []store.Update{{ID: "a", Topics: []string{"t"}}, {ID: "taken", Topics: []string{"t"}}, {ID: "c", Topics: []string{"t"}}}
+	stored, errs := s.AppendBatch(ctx, ups, true)
+	if errs[0] != nil || !errors.Is(errs[1], store.ErrDuplicateID) || !errors.Is(errs[2], store.ErrNotAttempted) {
+		t.Fatalf("AppendBatch after SCRIPT FLUSH = %v, want nil, %v, %v", errs, store.ErrDuplicateID, store.ErrNotAttempted)
+	}
+	if stored[0].ID != "a" || stored[0].Seq == 0 {
+		t.Errorf("stored %+v, want update a with a Seq", stored[0])
+	}
+	keys, err := rdb.Keys(ctx, "{"+prefix+"}:batch:*").Result()
+	if err != nil || len(keys) != 0 {
+		t.Errorf("stop keys left after the batch: %v, %v; want none", keys, err)
+	}
+}

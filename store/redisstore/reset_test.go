@@ -185,6 +185,16 @@ func TestStalledAppend(t *testing.T) {
 	if d := time.Since(start); d > 5*time.Second {
 		t.Fatalf("Append with a 200ms deadline and Redis stalled took %v", d)
 	}
+	// A batch: every update's outcome is unknown, none is reported
+	// stored or refused.
+	bctx, bcancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer bcancel()
+	_, errs := s.AppendBatch(bctx, []store.Update{{ID: "b1", Topics: []string{"t"}}, {ID: "b2", Topics: []string{"t"}}}, true)
+	for i, err := range errs {
+		if !errors.Is(err, store.ErrOutcomeUnknown) {
+			t.Errorf("AppendBatch with Redis stalled: update %d: %v, want %v", i, err, store.ErrOutcomeUnknown)
+		}
+	}
 	proxy.Resume()
 	// The retry with the same id: stored once, whatever the first did.
 	if _, err := s.Append(ctx, store.Update{ID: "stalled", Topics: []string{"t"}}); err != nil && !errors.Is(err, store.ErrDuplicateID) {
