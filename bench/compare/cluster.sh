@@ -16,7 +16,8 @@
 # in all (connection i goes to hub i mod HUBS).  DURATION: measured publish
 # phase (default 20s).  RATE: publishes per second, 0 = flat out (default 0).
 # PUBLISHERS (env, default 16): concurrent publishers, publisher j posting
-# to hub j mod HUBS.  SIZE (env, default 100): payload bytes.
+# to hub j mod HUBS.  SIZE (env, default 100): payload bytes.  BATCH (env,
+# default 1): updates per publish request (Herald's batch publish when > 1).
 #
 # matrix: for each engine, 1 and 3 hubs: flat out with one subscriber per
 # hub (throughput, engine CPU per update), and 5,000 subscribers at 10
@@ -33,6 +34,7 @@ OUT=${OUT:-$here/out}
 B=$OUT/bin R=$OUT/cluster
 PUBLISHERS=${PUBLISHERS:-16}
 SIZE=${SIZE:-100}
+BATCH=${BATCH:-1}
 TCK=$(getconf CLK_TCK)
 
 PIDS=()
@@ -124,7 +126,11 @@ run() {
 	sleep 0.5
 
 	mkdir -p "$R"
-	local O=$R/$ENGINE-${HUBS}hubs-${SUBS}subs-rate$RATE-$TAG
+	local O=$R/$ENGINE-${HUBS}hubs-${SUBS}subs-rate$RATE-$TAG BATCHARGS=()
+	if [ "$BATCH" -gt 1 ]; then
+		O=$R/$ENGINE-${HUBS}hubs-${SUBS}subs-rate$RATE-batch$BATCH-$TAG
+		BATCHARGS=(--pub-batch "$BATCH" --pub-body '{"topic":"bench","data":"{{payload}}"}')
+	fi
 	local load0 e0 h0 e1 h1 rc=0 secs i0 i1 t0 t1 b0 b1
 	load0=$(cut -d' ' -f1-3 /proc/loadavg)
 	secs=$(("${DUR%s}" + 120)) # bench's own bound: connect, warmup, drain
@@ -141,7 +147,7 @@ run() {
 	# (bash runs traps only between foreground commands, or during wait).
 	timeout "$secs" "$B/herald" bench "${SUBURLS[@]}" "${PUBURLS[@]}" --subscribers "$SUBS" \
 		--rate "$RATE" --publishers "$PUBLISHERS" --duration "$DUR" --warmup 2s --size "$SIZE" \
-		--source-ips 4 --json --quiet >"$O.bench.json" 2>"$O.stderr" &
+		--source-ips 4 "${BATCHARGS[@]}" --json --quiet >"$O.bench.json" 2>"$O.stderr" &
 	PIDS+=($!)
 	wait $! || rc=$?
 	e1=$(cputicks "$EPID")
