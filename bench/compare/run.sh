@@ -17,6 +17,8 @@
 #         Go server runs every 2 minutes when nothing else triggers one).
 #   bash bench/compare/run.sh settled [ROUNDS]      # load S for every server (~3 min each)
 # Loopback only; each run stops its server. OUT defaults to bench/compare/out.
+# GEN (env) is the herald binary that runs the load (default: OUT's own), so
+# that two builds of Herald can be measured with the same generator.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -86,7 +88,7 @@ run() {
 	for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.1; done
 	sleep 0.5
 	cut -d' ' -f1-3 /proc/loadavg >"$O.loadavg"
-	local BENCH=("$B/herald" bench --sub-url "$SUB" "${LOAD[@]}" --pid $SPID --json --quiet)
+	local BENCH=("${GEN:-$B/herald}" bench --sub-url "$SUB" "${LOAD[@]}" --pid $SPID --json --quiet)
 	[ "$L" != A ] && BENCH+=(--pub-url "$PUB" --pub-body "$BODY" "${PUBH[@]}")
 	local rc=0
 	"${BENCH[@]}" >"$O.json" 2>"$O.stderr" || rc=$?
