@@ -600,6 +600,18 @@ func (b *Broker) register(s *subscriber, from uint64) (uint64, error) {
 	}
 	b.slots[s.slot][s] = struct{}{}
 	b.nsubs++
+	if m := s.topics; len(m.exact) == 1 && m.wild == nil {
+		// A stream of one exact topic, the most common kind, shares its
+		// topic's matcher (a broadcast topic's streams hold one, not one
+		// each). Nothing has read s.topics yet: s is not in the index.
+		set := b.exact[m.exact[0]]
+		if set.shared == nil {
+			set.shared = m
+		} else {
+			s.topics = set.shared
+		}
+		b.exact[m.exact[0]] = set
+	}
 	for _, t := range s.topics.exact {
 		set := b.exact[t]
 		set.add(s)

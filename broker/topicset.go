@@ -12,6 +12,9 @@ import "slices"
 type topicSet struct {
 	few  []*subscriber
 	many map[*subscriber]struct{}
+	// shared is the Matcher of the topic alone: the subscribers that select
+	// only this topic hold it between them instead of one each.
+	shared *Matcher
 }
 
 // topicSetSlice is the number of subscribers kept in the slice.
