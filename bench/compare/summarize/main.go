@@ -49,15 +49,6 @@ func main() {
 		os.Exit(1)
 	}
 	const mib = 1 << 20
-	// perPub turns a CPU time in seconds into µs per publish.
-	perPub := func(cpu func(loadgen.Result) float64) func(loadgen.Result) float64 {
-		return func(r loadgen.Result) float64 {
-			if r.Published == 0 {
-				return 0
-			}
-			return cpu(r) / float64(r.Published) * 1e6
-		}
-	}
 	tables := []struct {
 		load, title, head string
 		row               func(rs []loadgen.Result) string
@@ -96,35 +87,11 @@ func main() {
 					stat(rs, func(r loadgen.Result) float64 { return float64(r.ServerRSSAfterBytes) / mib }, 0))
 			}},
 		{"D", "D. Publish throughput: 16 publishers flat out, 1 subscriber, 10 s", "| server | runs | publishes/s | publish p50 ms | publish p99 ms | lost | server CPU µs / publish | generator CPU µs / publish |",
-			func(rs []loadgen.Result) string {
-				return cells(
-					stat(rs, func(r loadgen.Result) float64 { return r.PublishesPerSec }, 0),
-					stat(rs, func(r loadgen.Result) float64 { return float64(r.PublishUs.P50) / 1000 }, 2),
-					stat(rs, func(r loadgen.Result) float64 { return float64(r.PublishUs.P99) / 1000 }, 2),
-					stat(rs, func(r loadgen.Result) float64 { return float64(r.Lost) }, 0),
-					stat(rs, perPub(func(r loadgen.Result) float64 { return r.ServerCPUSeconds }), 1),
-					stat(rs, perPub(func(r loadgen.Result) float64 { return r.GeneratorCPUSeconds }), 1))
-			}},
+			publishRow(func(r loadgen.Result) float64 { return float64(r.PublishUs.P50) / 1000 })},
 		{"E", "E. Batched publish throughput: 16 publishers flat out, 100 updates per request, 1 subscriber, 10 s", "| server | runs | updates/s | request p50 ms | request p99 ms | lost | server CPU µs / publish | generator CPU µs / publish |",
-			func(rs []loadgen.Result) string {
-				return cells(
-					stat(rs, func(r loadgen.Result) float64 { return r.PublishesPerSec }, 0),
-					stat(rs, func(r loadgen.Result) float64 { return float64(r.PublishUs.P50) / 1000 }, 2),
-					stat(rs, func(r loadgen.Result) float64 { return float64(r.PublishUs.P99) / 1000 }, 2),
-					stat(rs, func(r loadgen.Result) float64 { return float64(r.Lost) }, 0),
-					stat(rs, perPub(func(r loadgen.Result) float64 { return r.ServerCPUSeconds }), 1),
-					stat(rs, perPub(func(r loadgen.Result) float64 { return r.GeneratorCPUSeconds }), 1))
-			}},
+			publishRow(func(r loadgen.Result) float64 { return float64(r.PublishUs.P50) / 1000 })},
 		{"R", "R. Batched publish at a fixed 150,000 updates/s: 16 publishers, 100 updates per request, 1 subscriber, 10 s", "| server | runs | updates/s | publish→receipt p99 ms | request p99 ms | lost | server CPU µs / update | generator CPU µs / update |",
-			func(rs []loadgen.Result) string {
-				return cells(
-					stat(rs, func(r loadgen.Result) float64 { return r.PublishesPerSec }, 0),
-					stat(rs, func(r loadgen.Result) float64 { return float64(r.LatencyUs.P99) / 1000 }, 2),
-					stat(rs, func(r loadgen.Result) float64 { return float64(r.PublishUs.P99) / 1000 }, 2),
-					stat(rs, func(r loadgen.Result) float64 { return float64(r.Lost) }, 0),
-					stat(rs, perPub(func(r loadgen.Result) float64 { return r.ServerCPUSeconds }), 1),
-					stat(rs, perPub(func(r loadgen.Result) float64 { return r.GeneratorCPUSeconds }), 1))
-			}},
+			publishRow(func(r loadgen.Result) float64 { return float64(r.LatencyUs.P99) / 1000 })},
 	}
 	for _, t := range tables {
 		var rows []string
@@ -188,3 +155,26 @@ func stat(rs []loadgen.Result, f func(loadgen.Result) float64, prec int) string 
 }
 
 func cells(c ...string) string { return strings.Join(c, " | ") }
+
+// publishRow is the row of a publish load (D, E, R): throughput, the
+// second column's latency, the publish p99, loss, and the server's and the
+// generator's CPU per update published.
+func publishRow(second func(loadgen.Result) float64) func([]loadgen.Result) string {
+	perPub := func(cpu func(loadgen.Result) float64) func(loadgen.Result) float64 {
+		return func(r loadgen.Result) float64 {
+			if r.Published == 0 {
+				return 0
+			}
+			return cpu(r) / float64(r.Published) * 1e6
+		}
+	}
+	return func(rs []loadgen.Result) string {
+		return cells(
+			stat(rs, func(r loadgen.Result) float64 { return r.PublishesPerSec }, 0),
+			stat(rs, second, 2),
+			stat(rs, func(r loadgen.Result) float64 { return float64(r.PublishUs.P99) / 1000 }, 2),
+			stat(rs, func(r loadgen.Result) float64 { return float64(r.Lost) }, 0),
+			stat(rs, perPub(func(r loadgen.Result) float64 { return r.ServerCPUSeconds }), 1),
+			stat(rs, perPub(func(r loadgen.Result) float64 { return r.GeneratorCPUSeconds }), 1))
+	}
+}
