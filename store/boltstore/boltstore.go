@@ -447,12 +447,12 @@ func (s *Store) load() (err error) {
 // is not abandoned when ctx ends: Append waits for the commit so that the
 // caller never mistakes a stored update for a failed one.
 func (s *Store) Append(ctx context.Context, u store.Update) (store.Update, error) {
-	if err := ctx.Err(); err != nil {
-		return store.Update{}, fmt.Errorf("boltstore: append: %w", err)
-	}
 	c, err := s.prepare(u)
 	if err != nil {
 		return store.Update{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return store.Update{}, fmt.Errorf("boltstore: append: %w", err)
 	}
 	b, err := s.submit(c)
 	if err != nil {
